@@ -1,0 +1,57 @@
+"""varscale: reproducible variance-scaling initial weights.
+
+    >>> from varscale_cli import VarianceScaling
+    >>> init = VarianceScaling(scale=2.0, mode="fan_in", distribution="truncated_normal", seed=0)
+    >>> w = init((784, 256))
+    >>> w.shape, w.dtype.name
+    ((784, 256), 'float32')
+"""
+
+from __future__ import annotations
+
+from .distributions import Distribution
+from .fans import compute_fans
+from .initializers import (
+    PRESETS,
+    Constant,
+    ContribVarianceScaling,
+    Initializer,
+    Ones,
+    PartitionInfo,
+    RandomNormal,
+    RandomUniform,
+    TorchKaimingNormal,
+    TorchKaimingUniform,
+    TorchXavierNormal,
+    TorchXavierUniform,
+    TruncatedNormal,
+    VarianceScaling,
+    Zeros,
+    calculate_gain,
+    deserialize,
+    get,
+    glorot_normal,
+    glorot_uniform,
+    he_normal,
+    he_uniform,
+    kaiming_normal,
+    kaiming_uniform,
+    lecun_normal,
+    lecun_uniform,
+    variance_scaling_initializer,
+    xavier_normal,
+    xavier_uniform,
+)
+from .sampling import STREAM_ID, TensorSampler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS", "STREAM_ID", "Constant", "ContribVarianceScaling", "Distribution", "Initializer",
+    "Ones", "PartitionInfo", "RandomNormal", "RandomUniform", "TensorSampler",
+    "TorchKaimingNormal", "TorchKaimingUniform", "TorchXavierNormal", "TorchXavierUniform",
+    "TruncatedNormal", "VarianceScaling", "Zeros", "__version__", "calculate_gain",
+    "compute_fans", "deserialize", "get", "glorot_normal", "glorot_uniform", "he_normal",
+    "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform",
+    "variance_scaling_initializer", "xavier_normal", "xavier_uniform",
+]

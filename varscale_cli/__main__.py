@@ -1,0 +1,5 @@
+"""``python -m varscale_cli``: the same as the ``varscale`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,403 @@
+"""The ``varscale`` command line: a thin layer over the library.
+
+Only this module imports click. Every `VarscaleError` becomes one ``Error: ...`` line on stderr
+and its exit code: 2 for spec and usage errors, 1 for runtime errors, 3 for a failed check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from . import __version__
+from .errors import CheckFailed, SpecError, VarscaleError
+
+EXAMPLE_SPEC = "configs/mlp.yaml"
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+class _Exit(click.ClickException):
+    """A VarscaleError carried through click with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Translate library errors into exit codes; Ctrl-C into exit 130 with one line."""
+    try:
+        yield
+    except VarscaleError as e:
+        raise _Exit(str(e), e.exit_code) from None
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted; no output was written", err=True)
+        sys.exit(130)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000.0
+    return f"{n} B"  # pragma: no cover
+
+
+def _parse_size(text: str) -> int:
+    """``5GB`` -> 5_000_000_000: decimal units as huggingface_hub's ``parse_size_to_int``."""
+    units = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
+    t = text.strip().upper()
+    for unit, mult in units.items():
+        if t.endswith(unit):
+            num = t[: -len(unit)].strip()
+            try:
+                value = float(num)
+            except ValueError:
+                break
+            if value > 0 and math.isfinite(value):
+                return int(value * mult)
+            break
+    raise SpecError(
+        f"--max-shard-size {text!r} is not a size; use a positive number with TB, GB, MB, KB or B "
+        "(decimal units: 5GB = 5,000,000,000 bytes)"
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="varscale")
+def cli() -> None:
+    """Reproducible variance-scaling (He, Glorot, LeCun) initial weights.
+
+    \b
+    Example:
+      varscale generate configs/mlp.yaml -o mlp.safetensors --seed 0
+      varscale stats mlp.safetensors
+
+    Shell completion (bash): eval "$(_VARSCALE_COMPLETE=bash_source varscale)"
+    """
+
+
+# --- generate ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (or folder for sharded output).")
+@click.option("--format", "fmt", type=click.Choice(["safetensors", "npz", "hdf5"]), help="Output format (default: from the suffix).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Overrides the spec's seed.")
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (fans, std, bytes) and write nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Sampling threads (default: all cores).")
+@click.option("--no-check", is_flag=True, help="Skip the statistical check of what was written.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Save the check's JSON report here.")
+def generate(
+    spec_path: Path,
+    output: Path | None,
+    fmt: str | None,
+    seed: int | None,
+    force: bool,
+    dry_run: bool,
+    quiet: bool,
+    workers: int | None,
+    no_check: bool,
+    report_path: Path | None,
+) -> None:
+    """Sample every tensor of SPEC and write a weight file.
+
+    \b
+    Example:
+      varscale generate configs/mlp.yaml -o mlp.safetensors --seed 1234
+      varscale generate configs/convnet.yaml -o convnet.h5 --dry-run
+    """
+    from . import generate as gen
+    from .spec import load_spec
+
+    with _errors():
+        spec = load_spec(spec_path)
+        seed = seed if seed is not None else spec.seed
+        if seed is None:
+            raise SpecError(f"{spec_path}: no seed; set `seed:` in the spec or pass --seed")
+        tensors = gen.resolve(spec, seed)
+        if dry_run:
+            _print_plan(tensors, seed)
+            return
+        if output is None:
+            raise SpecError("missing -o/--output (or use --dry-run)")
+        from . import writers
+        from .atomic import atomic_output
+
+        fmt = writers.format_for(output, fmt)
+        prov = gen.provenance(spec, seed, tensors)
+        metadata = gen.file_metadata(prov)
+        total = sum(t.nbytes for t in tensors)
+        started = time.perf_counter()
+        with gen.ChunkEngine(workers or gen.default_workers()) as engine, _progress(
+            quiet, len(tensors), total
+        ) as advance:
+            items = gen.write_items(tensors, engine, advance)
+            writers.check_items(fmt, items)
+            planned = writers.planned_size(fmt, items, metadata)
+            with atomic_output(output, force=force, planned_bytes=planned) as tmp:
+                writers.write(fmt, tmp, items, metadata)
+        seconds = time.perf_counter() - started
+        if not quiet:
+            params = sum(t.count for t in tensors)
+            _stderr().print(
+                f"wrote {len(tensors)} tensors, {params:,} parameters, {_human(total)} to "
+                f"{output} in {seconds:.2f} s ({_human(total / max(seconds, 1e-9))}/s)"
+            )
+        if not no_check:
+            _check_written(output, quiet, report_path)
+
+
+def _print_plan(tensors: list, seed: int) -> None:
+    table = Table(title=f"plan (seed {seed})")
+    for col, justify in (
+        ("name", "left"), ("shape", "left"), ("dtype", "left"), ("initializer", "left"),
+        ("fan_in", "right"), ("fan_out", "right"), ("target std", "right"),
+        ("sampler std", "right"), ("bytes", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for t in tensors:
+        init = t.plan.initializer.to_spec()
+        desc = init.pop("name") + ("" if not init else " " + json.dumps(init, sort_keys=True))
+        table.add_row(
+            t.name, str(list(t.plan.shape)), t.plan.dtype, desc, str(t.fan_in), str(t.fan_out),
+            f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", f"{t.nbytes:,}",
+        )
+    total = sum(t.nbytes for t in tensors)
+    params = sum(t.count for t in tensors)
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(f"{len(tensors)} tensors, {params:,} parameters, {_human(total)}")
+
+
+@contextmanager
+def _progress(quiet: bool, n_tensors: int, total: int) -> Iterator[Any]:
+    """A progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+    console = _stderr()
+    if quiet or not console.is_terminal:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        DownloadColumn(binary_units=False),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    seen: set[str] = set()
+    with progress:
+        task = progress.add_task("tensors 0/%d" % n_tensors, total=total)
+
+        def advance(t: Any, nbytes: int) -> None:
+            seen.add(t.name)
+            progress.update(task, advance=nbytes, description=f"tensors {len(seen)}/{n_tensors}")
+
+        yield advance
+
+
+def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
+    from . import stats
+    from .readers import open_weights
+
+    with open_weights(path) as wf:
+        targets = stats.targets_from_provenance(wf.metadata) or {}
+        report = stats.check_file(wf, targets)
+    if report_path is not None:
+        report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+    if not report.ok:
+        _show_report(report, as_json=False)
+        raise CheckFailed(
+            f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
+        )
+    if not quiet:
+        from .report import summary_line
+
+        _stderr().print(summary_line(report))
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+
+@cli.command(name="stats")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), help="Targets from this spec (matched by tensor name).")
+@click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
+@click.option("--layout", type=click.Choice(["keras", "torch"]), default="keras", show_default=True, help="Fan convention for --init.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+def stats_cmd(
+    path: Path,
+    spec_path: Path | None,
+    init_name: str | None,
+    layout: str,
+    as_json: bool,
+    plot_path: Path | None,
+    alpha: float,
+) -> None:
+    """Check every tensor of FILE against its target distribution.
+
+    Exit 0 when every check passes, 3 when one fails, 1 or 2 on errors.
+
+    \b
+    Example:
+      varscale stats mlp.safetensors
+      varscale stats weights.npz --init he_normal --layout torch --json
+    """
+    from . import stats
+    from .readers import open_weights
+
+    with _errors():
+        with open_weights(path) as wf:
+            targets = _targets(wf, spec_path, init_name, layout)
+            report = stats.check_file(wf, targets, alpha=alpha)
+            if plot_path is not None:
+                from .report import plot_report
+
+                plot_report(report, wf, plot_path)
+        _show_report(report, as_json)
+        if not report.ok:
+            sys.exit(3)
+
+
+def _targets(wf: Any, spec_path: Path | None, init_name: str | None, layout: str) -> dict:
+    from . import stats
+    from .fans import compute_fans
+    from .initializers import get
+
+    tensors = wf.tensors()
+    if spec_path is not None:
+        from .generate import resolve
+        from .spec import load_spec
+
+        spec = load_spec(spec_path)
+        by_name = {t.name: t for t in resolve(spec, spec.seed or 0)}
+        return {
+            info.name: (
+                stats.Target(
+                    distribution=by_name[info.name].distribution,
+                    target_std=by_name[info.name].target_std,
+                    fan_in=by_name[info.name].fan_in,
+                    fan_out=by_name[info.name].fan_out,
+                    dtype=info.dtype,
+                )
+                if info.name in by_name
+                else None
+            )
+            for info in tensors
+        }
+    if init_name is not None:
+        try:
+            init = get(init_name)
+        except ValueError as e:
+            raise SpecError(f"--init: {e}") from None
+        out = {}
+        for info in tensors:
+            fi, fo = compute_fans(info.shape, layout)
+            out[info.name] = stats.Target(
+                distribution=init.distribution(fi, fo),
+                target_std=init.target_std(fi, fo),
+                fan_in=fi,
+                fan_out=fo,
+                dtype=info.dtype,
+            )
+        return out
+    return stats.targets_from_provenance(wf.metadata) or {}
+
+
+def _show_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json(), sort_keys=True))
+        return
+    from .report import stats_table, summary_line
+
+    console = Console(highlight=False)
+    console.print(stats_table(report))
+    console.print(summary_line(report))
+
+
+# --- small commands ----------------------------------------------------------------------------
+
+
+@cli.command()
+def presets() -> None:
+    """List every preset with its scale, mode, distribution and paper.
+
+    \b
+    Example:
+      varscale presets
+    """
+    from .initializers import ALIASES, CLASSES, PRESETS
+
+    table = Table(title="presets")
+    for col in ("name", "scale", "mode", "distribution", "reference"):
+        table.add_column(col)
+    for p in PRESETS.values():
+        aliases = [a for a, target in ALIASES.items() if target == p.name]
+        name = p.name + (f" ({', '.join(aliases)})" if aliases else "")
+        table.add_row(name, f"{p.scale:g}", p.mode, p.distribution, p.paper)
+    Console(highlight=False).print(table)
+    other = Table(title="initializers with parameters")
+    other.add_column("name")
+    other.add_column("parameters (defaults)")
+    other.add_column("meaning")
+    for name, cls in CLASSES.items():
+        cfg = {k: v for k, v in cls().get_config().items() if k not in ("seed", "dtype")}
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        other.add_row(name, json.dumps(cfg), doc)
+    Console(highlight=False).print(other)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the spec's JSON Schema (for editors: yaml-language-server $schema).
+
+    \b
+    Example:
+      varscale schema > varscale.schema.json
+    """
+    from .spec import schema as load_schema
+
+    click.echo(json.dumps(load_schema(), indent=2, sort_keys=True))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="varscale")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,122 @@
+"""What a sampler produces, described exactly: moments, bounds and the CDF.
+
+An initializer resolved for one tensor (fans known, dtype known) is summarised by a
+`Distribution`. The sampler draws from it; `varscale stats` tests a file against it. All
+moments here are closed forms, so tests and reports never rely on a sampled estimate.
+
+Truncated normal facts used below, for N(0, 1) cut to [-c, c] with Z = P(|X| <= c) = erf(c/sqrt 2)
+and phi the standard normal density:
+    Var    = 1 - 2 c phi(c) / Z
+    E[X^4] = 3 - 2 phi(c) (c^3 + 3 c) / Z
+For c = 2: Var = 0.77374130..., so its std is C = 0.87962566103423978 (the constant TF and Keras
+divide by), and the kurtosis E[X^4] / Var^2 = 2.36557...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+KINDS = ("truncated_normal", "normal", "uniform", "constant")
+
+
+def _phi(x: float) -> float:
+    """Standard normal density."""
+    return math.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def truncated_moments(cut: float) -> tuple[float, float]:
+    """(variance, fourth moment) of N(0, 1) truncated to [-cut, cut]."""
+    z = math.erf(cut / math.sqrt(2.0))
+    var = 1.0 - 2.0 * cut * _phi(cut) / z
+    m4 = 3.0 - 2.0 * _phi(cut) * (cut**3 + 3.0 * cut) / z
+    return var, m4
+
+
+#: std of N(0, 1) truncated to [-2, 2]: sqrt(1 - 4 phi(2) / erf(sqrt 2)) = 0.87962566103423978.
+#: Dividing the target std by it makes the variance *after* truncation equal scale / n.
+TRUNCATION_STD_2 = math.sqrt(truncated_moments(2.0)[0])
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The exact law of every element of one tensor.
+
+    Attributes:
+        kind: one of KINDS.
+        scale: for the normals, the std of the underlying (untruncated) normal; for
+            `uniform`, the half-width `limit` of [-limit, limit]; for `constant`, 0.
+        loc: the centre (the constant's value for `constant`).
+        cut: truncation point in units of `scale` (truncated_normal only).
+    """
+
+    kind: str
+    scale: float
+    loc: float = 0.0
+    cut: float = 2.0
+
+    @property
+    def variance(self) -> float:
+        if self.kind == "truncated_normal":
+            return truncated_moments(self.cut)[0] * self.scale**2
+        if self.kind == "normal":
+            return self.scale**2
+        if self.kind == "uniform":
+            # U(-a, a) has variance a^2 / 3.
+            return self.scale**2 / 3.0
+        return 0.0
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.variance)
+
+    @property
+    def kurtosis(self) -> float:
+        """E[(X - loc)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2."""
+        if self.kind == "truncated_normal":
+            var, m4 = truncated_moments(self.cut)
+            return m4 / var**2
+        if self.kind == "normal":
+            return 3.0
+        if self.kind == "uniform":
+            return 1.8
+        return float("nan")
+
+    @property
+    def bound(self) -> float | None:
+        """Largest possible |x - loc| before rounding to the stored dtype, or None if unbounded."""
+        if self.kind == "truncated_normal":
+            return self.cut * self.scale
+        if self.kind == "uniform":
+            return self.scale
+        if self.kind == "constant":
+            return 0.0
+        return None
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        """The analytic CDF at `x` (float64 array), for goodness-of-fit tests."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "constant":
+            return (x >= self.loc).astype(np.float64)
+        t = (x - self.loc) / self.scale
+        if self.kind == "uniform":
+            return np.clip((t + 1.0) / 2.0, 0.0, 1.0)
+        phi = _std_normal_cdf(t)
+        if self.kind == "normal":
+            return phi
+        lo = _std_normal_cdf(np.array(-self.cut))
+        hi = _std_normal_cdf(np.array(self.cut))
+        return np.clip((phi - lo) / (hi - lo), 0.0, 1.0)
+
+    def to_json(self) -> dict[str, float | str]:
+        return {"kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut}
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _std_normal_cdf(t: np.ndarray) -> np.ndarray:
+    e = np.asarray(_erf(np.asarray(t, dtype=np.float64) / math.sqrt(2.0)), dtype=np.float64)
+    return 0.5 * (1.0 + e)
