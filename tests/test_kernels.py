@@ -17,8 +17,10 @@ PARAMS = ((1.0, 0.0), (0.0123, 0.5), (3e-6, 0.0), (250.0, -1.0))
 
 
 def _fill(sampler: sampling.TensorSampler, compiled: bool, start: int, n: int) -> np.ndarray:
+    sampling.load_kernels(background=False)
     saved = sampling._KERNELS
-    sampling._KERNELS = None if compiled else False
+    if not compiled:
+        sampling._KERNELS = False
     try:
         out = np.empty(n, sampling.numpy_dtype(sampler.dtype))
         sampler.fill(start, out)
@@ -43,4 +45,19 @@ def test_compiled_path_is_bit_identical(kind: str, dtype: str, scale: float, loc
 def test_disabled_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sampling, "_KERNELS", None)
     monkeypatch.setenv("VARSCALE_NO_NUMBA", "1")
+    sampling.load_kernels(background=False)
     assert sampling.compiled_kernels() is None
+
+
+def test_background_load_then_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values are the same before, during and after the kernels arrive."""
+    monkeypatch.setattr(sampling, "_KERNELS", None)
+    sampler = sampling.TensorSampler(Distribution("truncated_normal", 0.1), "float32", 1, "s")
+    before = _fill(sampler, False, 0, 70_000)
+    sampling.load_kernels(background=True)
+    during = np.empty(70_000, np.float32)
+    sampler.fill(0, during)
+    with sampling._KERNELS_LOCK:  # released once the loader has finished
+        pass
+    after = _fill(sampler, True, 0, 70_000)
+    assert before.tobytes() == during.tobytes() == after.tobytes()

@@ -130,3 +130,13 @@ def normal_f32(
     _one_minus_square(bits, xscale, x, y)
     _split_float(y.view(np.int32), m.view(np.int32), e)
     _erfinv_scaled(x, m, e, out, outscale, bound, truncated, not truncated)
+
+
+def warm_up() -> None:
+    """Call every kernel once on tiny arrays, so numba loads them before real work needs them."""
+    bits = np.zeros(8, np.int32)
+    f = [np.empty(8, np.float32) for _ in range(4)]
+    e = np.empty(8, np.int32)
+    one = np.float32(1.0)
+    uniform_f32(bits, f[0], one)
+    normal_f32(bits, f[0], f[1], f[2], f[3], e, one, one, one, True)

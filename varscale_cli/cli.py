@@ -36,7 +36,27 @@ EXAMPLE_SPEC = "configs/mlp.yaml"
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _stdout() -> Console:
+    """Tables on stdout: a terminal's width, or 160 columns when piped (rich's default of 80
+    would fold every row)."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)
+    return console
+
+
+def describe_initializer(init: Any) -> str:
+    """``he_normal`` for a preset, else ``name(k=v, ...)`` without seed and dtype."""
+    preset = getattr(init, "preset", None)
+    if preset:
+        return str(preset)
+    spec = init.to_spec()
+    name = spec.pop("name")
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
+    return f"{name}({args})" if args else name
 
 
 class _Exit(click.ClickException):
@@ -187,15 +207,14 @@ def _print_plan(tensors: list, seed: int) -> None:
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for t in tensors:
-        init = t.plan.initializer.to_spec()
-        desc = init.pop("name") + ("" if not init else " " + json.dumps(init, sort_keys=True))
         table.add_row(
-            t.name, str(list(t.plan.shape)), t.plan.dtype, desc, str(t.fan_in), str(t.fan_out),
+            t.name, "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
+            describe_initializer(t.plan.initializer), str(t.fan_in), str(t.fan_out),
             f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", f"{t.nbytes:,}",
         )
     total = sum(t.nbytes for t in tensors)
     params = sum(t.count for t in tensors)
-    console = Console(highlight=False)
+    console = _stdout()
     console.print(table)
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {_human(total)}")
 
@@ -344,7 +363,7 @@ def _show_report(report: Any, as_json: bool) -> None:
         return
     from .report import stats_table, summary_line
 
-    console = Console(highlight=False)
+    console = _stdout()
     console.print(stats_table(report))
     console.print(summary_line(report))
 
@@ -369,7 +388,7 @@ def presets() -> None:
         aliases = [a for a, target in ALIASES.items() if target == p.name]
         name = p.name + (f" ({', '.join(aliases)})" if aliases else "")
         table.add_row(name, f"{p.scale:g}", p.mode, p.distribution, p.paper)
-    Console(highlight=False).print(table)
+    _stdout().print(table)
     other = Table(title="initializers with parameters")
     other.add_column("name")
     other.add_column("parameters (defaults)")
@@ -378,7 +397,7 @@ def presets() -> None:
         cfg = {k: v for k, v in cls().get_config().items() if k not in ("seed", "dtype")}
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         other.add_row(name, json.dumps(cfg), doc)
-    Console(highlight=False).print(other)
+    _stdout().print(other)
 
 
 @cli.command()
