@@ -1,0 +1,297 @@
+"""All-or-nothing output files: write a sibling temp file, then rename it into place.
+
+A reader (or a later pipeline step) sees either the old file or the complete new one, never a
+truncated one, whatever happens meanwhile: an exception, Ctrl-C, SIGTERM, a full disk. SIGKILL
+and power loss cannot be caught; they leave a temp file named
+``.{name}.varscale-tmp-{pid}-{random}`` next to the output, which the next run for the same
+output removes once that pid is gone (:func:`remove_stale_temps`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from .errors import OutputError
+
+_TEMP_TAG = ".varscale-tmp-"
+
+#: File names are at most 255 bytes on every common filesystem. The temp name adds a leading
+#: '.', the tag, a pid (10 digits at most), '-' and 8 hex digits to the output's name.
+_NAME_MAX = 255
+_NAME_BUDGET = _NAME_MAX - (1 + len(_TEMP_TAG) + 10 + 1 + 8)
+
+# h5py reports OS errors inside an HDF5 message: "... errno = 28, error message = 'No space
+# left on device', ...".
+_HDF5_REASON = re.compile(r"error message = '([^']*)'")
+
+
+@contextmanager
+def atomic_output(
+    path: Path, *, force: bool, planned_bytes: int = 0, fsync: bool = True
+) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; on success move the finished file onto ``path``.
+
+    Args:
+        path: The final output path.
+        force: Replace ``path`` if it exists; otherwise an existing ``path`` is an error (also
+            when it appears while the file is being written: the final step will not clobber).
+        planned_bytes: The expected file size, checked against the free space up front.
+        fsync: Flush the file and the folder to disk before returning (durability across a
+            power loss); off makes the rename atomic for other processes only.
+
+    Yields:
+        The temp path (already created, empty) to write the complete file to.
+
+    Raises:
+        OutputError: ``path`` exists (without ``force``) or is a folder; its folder is missing,
+            not a folder or not writable; too little free space; or writing failed (ENOSPC,
+            EFBIG, any OSError), with one line naming ``path`` and the reason.
+    """
+    path = Path(path)
+    parent = path.parent
+    _check_target(path, force)
+    _check_folder(parent)
+    remove_stale_temps(parent, path.name)
+    _check_space(parent, planned_bytes)
+    tmp = _create_temp(parent, path.name)
+    restore = _convert_sigterm()
+    try:
+        try:
+            yield tmp
+            if fsync:
+                _fsync_path(tmp)
+            _move_into_place(tmp, path, force)
+        except OSError as exc:
+            raise OutputError(f"cannot write '{path}': {_reason(exc)}") from exc
+        if fsync:
+            _fsync_folder(parent)
+    except BaseException:
+        # Anything at all, KeyboardInterrupt and SystemExit included: no partial file stays.
+        _unlink_quietly(tmp)
+        raise
+    finally:
+        restore()
+
+
+def remove_stale_temps(folder: Path, name: str) -> list[Path]:
+    """Delete the temp files an earlier, killed run left for output ``name`` in ``folder``.
+
+    Only files named ``.{name}.varscale-tmp-{pid}-...`` whose pid no longer runs are removed:
+    a live pid may be another run writing the same output right now. (A pid reused by an
+    unrelated process keeps its stale temp alive until that process ends; harmless.)
+
+    Args:
+        folder: The output's folder.
+        name: The output's file name.
+
+    Returns:
+        The removed paths.
+    """
+    prefix = _temp_prefix(name)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        pid_text, sep, _ = entry.name[len(prefix) :].partition("-")
+        if not sep or not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            os.unlink(entry.path)
+        except OSError:  # gone already (a concurrent run) or not ours to delete
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes in binary units, e.g. ``'1.5 GiB'``.
+
+    >>> human_bytes(1536), human_bytes(512)
+    ('1.5 KiB', '512 B')
+    """
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} EiB"
+
+
+def _temp_prefix(name: str) -> str:
+    # Shorten very long names so the temp name still fits in 255 bytes.
+    while len(name.encode("utf-8", "surrogateescape")) > _NAME_BUDGET:
+        name = name[:-1]
+    return f".{name}{_TEMP_TAG}"
+
+
+def _check_target(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise OutputError(f"'{path}' is a folder; give a file name for the output")
+    if not force and (path.exists() or path.is_symlink()):
+        raise OutputError(f"'{path}' already exists; use --force to replace it")
+
+
+def _check_folder(parent: Path) -> None:
+    if not parent.exists():
+        raise OutputError(f"the output folder '{parent}' does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"the output folder '{parent}' is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"the output folder '{parent}' is not writable")
+
+
+def _check_space(parent: Path, planned_bytes: int) -> None:
+    if planned_bytes <= 0:
+        return
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError as exc:
+        raise OutputError(f"cannot tell the free space in '{parent}': {_reason(exc)}") from exc
+    if free < planned_bytes:
+        raise OutputError(
+            f"not enough free space in '{parent}': the output needs "
+            f"{human_bytes(planned_bytes)} but only {human_bytes(free)} is free"
+        )
+
+
+def _create_temp(parent: Path, name: str) -> Path:
+    # Creating the file is the real writability test: os.access says yes to root on a
+    # read-only mount point's folder, and knows nothing of quotas or ACLs.
+    prefix = _temp_prefix(name)
+    while True:
+        tmp = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            # 0o666 & ~umask: the final file gets the permissions any new file would.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:  # pragma: no cover - 32 random bits collided
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot create a file in '{parent}': {_reason(exc)}") from exc
+        os.close(fd)
+        return tmp
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    if force:
+        os.replace(tmp, path)
+        return
+    # Without --force, a file that appeared at path while we wrote must survive: a hard link
+    # fails if the target exists, where a rename would silently replace it.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise OutputError(f"'{path}' already exists; use --force to replace it") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # The filesystem has no hard links (FAT, some network shares): check, then rename.
+        if path.exists() or path.is_symlink():
+            raise OutputError(f"'{path}' already exists; use --force to replace it") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable. Best effort: some filesystems refuse to fsync a folder
+    # (EINVAL), and by now the file is complete and in place, so failing the run would be wrong.
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # os.kill(0, ...) would signal our own process group; not a real temp
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SystemExit unwinds through atomic_output's cleanup; 128 + n is the shell's convention.
+    raise SystemExit(128 + signum)
+
+
+def _convert_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise SystemExit while a file is written; return the undo function.
+
+    Only when SIGTERM would otherwise kill the process outright (its default action): an
+    ignored SIGTERM stays ignored and a handler someone installed stays in charge. Signal
+    handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _noop
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return _noop
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def restore() -> None:
+        # Put back the default only if nobody replaced our handler meanwhile.
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return restore
+
+
+def _noop() -> None:
+    pass
+
+
+def _reason(exc: OSError) -> str:
+    """One line saying why: 'No space left on device', not a page of HDF5 error stack."""
+    text = str(exc)
+    match = _HDF5_REASON.search(text)
+    if match:
+        return match.group(1)
+    if exc.errno and exc.strerror:
+        return exc.strerror
+    return text.splitlines()[0] if text else type(exc).__name__
