@@ -20,6 +20,7 @@ divides by ``max(1, n)``, as TF and Keras do, so a zero-size tensor never divide
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 
 LAYOUTS = ("keras", "torch")
@@ -30,11 +31,19 @@ Axes = int | Sequence[int] | None
 def _normalize_axes(axes: Axes, rank: int, what: str) -> tuple[int, ...]:
     if axes is None:
         return ()
-    items = (axes,) if isinstance(axes, int) else tuple(axes)
+    if isinstance(axes, list | tuple):
+        items: tuple = tuple(axes)
+    else:
+        items = (axes,)
     out = []
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, int):
-            raise ValueError(f"{what} must be an int or a list of ints, got {a!r}")
+    for item in items:
+        # operator.index accepts Python and numpy integers and refuses floats.
+        try:
+            a = operator.index(item) if not isinstance(item, bool) else None
+        except TypeError:
+            a = None
+        if a is None:
+            raise ValueError(f"{what} must be an int or a list of ints, got {item!r}")
         if not -rank <= a < rank:
             raise ValueError(
                 f"{what} {a} is out of range for a rank-{rank} shape "

@@ -79,6 +79,17 @@ class PartitionInfo:
         return 0
 
 
+def _finite_float(value: Any) -> float | None:
+    """float(value) if it is a finite real number (not bool), else None; never raises."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return None
+    try:
+        f = float(value)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
@@ -245,9 +256,8 @@ class VarianceScaling(Initializer):
         dtype: Any = "float32",
         corrected: bool = True,
     ) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, int | float | np.floating):
-            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
-        if not math.isfinite(scale) or scale <= 0.0:
+        value = _finite_float(scale)
+        if value is None or value <= 0.0:
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
         if mode not in MODES:
             raise ValueError(
@@ -261,7 +271,7 @@ class VarianceScaling(Initializer):
             )
         if not isinstance(corrected, bool):
             raise ValueError(f"`corrected` must be true or false. Received: {corrected!r}")
-        self.scale = float(scale)
+        self.scale = value
         self.mode = mode
         self.distribution_name = dist
         self.seed = _check_seed(seed)
@@ -320,15 +330,14 @@ class ContribVarianceScaling(Initializer):
     ) -> None:
         if mode not in CONTRIB_MODES:
             raise TypeError(f"Unknown mode {mode!r}; allowed: {', '.join(CONTRIB_MODES)}")
-        if isinstance(factor, bool) or not isinstance(factor, int | float | np.floating):
-            raise ValueError(f"`factor` must be a positive float. Received: factor={factor!r}")
-        if not math.isfinite(factor) or factor <= 0.0:
+        value = _finite_float(factor)
+        if value is None or value <= 0.0:
             # The contrib code divides by nothing to guard this; a non-positive factor can only
             # give NaN or zero weights, so refuse it like VarianceScaling refuses scale <= 0.
             raise ValueError(f"`factor` must be a positive float. Received: factor={factor!r}")
         if not isinstance(uniform, bool):
             raise ValueError(f"`uniform` must be true or false. Received: uniform={uniform!r}")
-        self.factor = float(factor)
+        self.factor = value
         self.mode = mode
         self.uniform = uniform
         self.seed = _check_seed(seed)
@@ -442,7 +451,7 @@ class TorchKaiming(_TorchBase):
         dtype: Any = "float32",
     ) -> None:
         super().__init__(seed, dtype)
-        if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a):
+        if _finite_float(a) is None:
             raise ValueError(f"`a` must be a finite number. Received: a={a!r}")
         if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
             raise ValueError(f"Mode {mode!r} not supported, please use one of fan_in, fan_out")
@@ -486,11 +495,10 @@ class TorchXavier(_TorchBase):
 
     def __init__(self, gain: float = 1.0, seed: int | None = None, dtype: Any = "float32") -> None:
         super().__init__(seed, dtype)
-        if isinstance(gain, bool) or not isinstance(gain, int | float):
+        value = _finite_float(gain)
+        if value is None or value <= 0:
             raise ValueError(f"`gain` must be a positive number. Received: gain={gain!r}")
-        if not math.isfinite(gain) or gain <= 0:
-            raise ValueError(f"`gain` must be a positive number. Received: gain={gain!r}")
-        self.gain = float(gain)
+        self.gain = value
 
     def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain, "seed": self.seed, "dtype": self.dtype}
@@ -518,11 +526,10 @@ class TorchXavierUniform(TorchXavier):
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"`{what}` must be a number. Received: {what}={value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"`{what}` must be finite. Received: {what}={value!r}")
-    return float(value)
+    f = _finite_float(value)
+    if f is None:
+        raise ValueError(f"`{what}` must be a finite number. Received: {what}={value!r}")
+    return f
 
 
 class _Plain(Initializer):
