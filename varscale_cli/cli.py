@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -138,6 +137,10 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Sampling threads (default: all cores).")
 @click.option("--no-check", is_flag=True, help="Skip the statistical check of what was written.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Save the check's JSON report here.")
+@click.option("--max-shard-size", "max_shard_size", help="Shard into OUTPUT (a folder) with at most this many tensor bytes each, e.g. 5GB (decimal units).")
+@click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
+@click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
+@click.option("--dask", "dask_address", metavar="SCHEDULER", help="Run the shards as tasks on this Dask scheduler (shared storage).")
 def generate(
     spec_path: Path,
     output: Path | None,
@@ -149,13 +152,19 @@ def generate(
     workers: int | None,
     no_check: bool,
     report_path: Path | None,
+    max_shard_size: str | None,
+    num_shards: int | None,
+    shard_index: int | None,
+    dask_address: str | None,
 ) -> None:
-    """Sample every tensor of SPEC and write a weight file.
+    """Sample every tensor of SPEC and write a weight file (or a sharded folder).
 
     \b
     Example:
       varscale generate configs/mlp.yaml -o mlp.safetensors --seed 1234
       varscale generate configs/convnet.yaml -o convnet.h5 --dry-run
+      varscale generate big.yaml -o ckpt/ --max-shard-size 5GB
+      varscale generate big.yaml -o ckpt/ --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID
     """
     from . import generate as gen
     from .spec import load_spec
@@ -171,6 +180,15 @@ def generate(
             return
         if output is None:
             raise SpecError("missing -o/--output (or use --dry-run)")
+        n_workers = workers or gen.default_workers()
+        if max_shard_size is not None or num_shards is not None:
+            _generate_sharded(
+                spec, spec_path, tensors, seed, output, fmt, force, quiet, n_workers,
+                max_shard_size, num_shards, shard_index, dask_address, no_check, report_path,
+            )
+            return
+        if shard_index is not None or dask_address is not None:
+            raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
         from . import writers
         from .atomic import atomic_output
 
@@ -179,7 +197,7 @@ def generate(
         metadata = gen.file_metadata(prov)
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
-        with gen.ChunkEngine(workers or gen.default_workers()) as engine, _progress(
+        with gen.ChunkEngine(n_workers) as engine, _progress(
             quiet, len(tensors), total
         ) as advance:
             items = gen.write_items(tensors, engine, advance)
@@ -196,6 +214,50 @@ def generate(
             )
         if not no_check:
             _check_written(output, quiet, report_path)
+
+
+def _generate_sharded(
+    spec: Any, spec_path: Path, tensors: list, seed: int, output: Path, fmt: str | None,
+    force: bool, quiet: bool, workers: int, max_shard_size: str | None, num_shards: int | None,
+    shard_index: int | None, dask_address: str | None, no_check: bool, report_path: Path | None,
+) -> None:
+    from . import generate as gen
+    from . import shards
+
+    if fmt not in (None, "safetensors"):
+        raise SpecError(f"sharded output is safetensors only, not {fmt}")
+    if output.exists() and not output.is_dir():
+        raise SpecError(f"'{output}' is a file; sharded output goes into a folder")
+    max_bytes = _parse_size(max_shard_size) if max_shard_size is not None else None
+    plan = shards.make_plan([t.nbytes for t in tensors], max_bytes, num_shards)
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if dask_address is not None:
+        if shard_index is not None:
+            raise SpecError("--dask runs every shard; drop --shard-index")
+        written = shards.dask_run(
+            dask_address, spec_path.read_text(encoding="utf-8-sig"), str(spec_path), seed,
+            max_bytes, num_shards, output.resolve(), force=force, workers=workers,
+        )
+    else:
+        indices = range(plan.count) if shard_index is None else [shard_index]
+        prov = gen.provenance(spec, seed, tensors)
+        chosen = [t for i in indices if 0 <= i < plan.count for t in (tensors[j] for j in plan.groups[i])]
+        total = sum(t.nbytes for t in chosen)
+        written = []
+        with _progress(quiet, len(chosen), total) as advance:
+            for i in indices:
+                written.append(str(shards.write_shard(
+                    tensors, prov, plan, i, output, force=force, workers=workers, on_chunk=advance,
+                )))
+        shards.write_index(plan, tensors, output)
+    seconds = time.perf_counter() - started
+    if not quiet:
+        _stderr().print(
+            f"wrote {len(written)} of {plan.count} shard(s) to {output} in {seconds:.2f} s"
+        )
+    if not no_check and shard_index is None:
+        _check_written(output, quiet, report_path)
 
 
 def _print_plan(tensors: list, seed: int) -> None:
@@ -238,7 +300,7 @@ def _progress(quiet: bool, n_tensors: int, total: int) -> Iterator[Any]:
     )
     seen: set[str] = set()
     with progress:
-        task = progress.add_task("tensors 0/%d" % n_tensors, total=total)
+        task = progress.add_task(f"tensors 0/{n_tensors}", total=total)
 
         def advance(t: Any, nbytes: int) -> None:
             seen.add(t.name)
