@@ -35,7 +35,7 @@ EXAMPLE_SPEC = "configs/mlp.yaml"
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def _stdout() -> Console:
@@ -428,6 +428,53 @@ def _show_report(report: Any, as_json: bool) -> None:
     console = _stdout()
     console.print(stats_table(report))
     console.print(summary_line(report))
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+
+@cli.command(name="verify")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.argument("spec_path", metavar="[SPEC]", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="With SPEC: overrides the spec's seed.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Regeneration threads (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool) -> None:
+    """Recompute every tensor of FILE and compare bytes.
+
+    Expected values come from FILE's own provenance, or from SPEC when given. Exit 0 when
+    identical, 3 naming the first differing tensor and element, 1 or 2 on errors.
+
+    \b
+    Example:
+      varscale verify mlp.safetensors
+      varscale verify mlp.safetensors configs/mlp.yaml --seed 0
+    """
+    from . import generate as gen
+    from . import verify as vf
+    from .readers import open_weights
+
+    with _errors():
+        with open_weights(path) as wf:
+            if spec_path is not None:
+                from .spec import load_spec
+
+                spec = load_spec(spec_path)
+                seed = seed if seed is not None else spec.seed
+                if seed is None:
+                    raise SpecError(f"{spec_path}: no seed; set `seed:` in the spec or pass --seed")
+                expected = vf.expected_from_resolved(gen.resolve(spec, seed))
+            else:
+                if seed is not None:
+                    raise SpecError("--seed needs SPEC: without it the file's own seed is used")
+                expected = vf.expected_from_provenance(wf.metadata, str(path))
+            report = vf.verify(wf, expected, workers or gen.default_workers())
+        if as_json:
+            click.echo(json.dumps(report.to_json(), sort_keys=True))
+        else:
+            _stderr().print(report.summary())
+        if not report.ok:
+            sys.exit(3)
 
 
 # --- small commands ----------------------------------------------------------------------------

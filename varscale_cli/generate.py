@@ -70,6 +70,9 @@ class ResolvedTensor:
         return {
             "initializer": p.initializer.to_spec(),
             "layout": p.layout,
+            "in_axis": None if p.in_axis is None else list(p.in_axis),
+            "out_axis": None if p.out_axis is None else list(p.out_axis),
+            "batch_axis": list(p.batch_axis),
             "fan_in": self.fan_in,
             "fan_out": self.fan_out,
             "target_std": self.target_std,

@@ -1,0 +1,205 @@
+"""`varscale verify`: recompute every tensor and compare bytes, streaming.
+
+The expected values come from the file's own provenance (seed, stream id, and per tensor its
+initializer config, layout and axes, from which fans and the distribution are derived again,
+not trusted) or from a spec. Both sides are streamed chunk by chunk, so memory stays bounded
+whatever the file size; regeneration runs on the same threaded engine as ``generate``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import sampling
+from .distributions import Distribution
+from .errors import ReadError, VarscaleError
+from .fans import compute_fans
+from .generate import ChunkEngine, ChunkJob, ResolvedTensor, chunk_jobs
+from .initializers import deserialize
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one stored tensor must hold."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    jobs: Any  # Callable[[int], Iterator[ChunkJob]]
+
+
+@dataclass
+class VerifyReport:
+    """The outcome; ``first`` names the first differing tensor and element."""
+
+    checked: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # expected but not in the file
+    extra: list[str] = field(default_factory=list)  # in the file but not expected
+    first: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first is None and not self.missing and not self.extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "ok": self.ok,
+            "checked": self.checked,
+            "missing": self.missing,
+            "extra": self.extra,
+            "first_difference": self.first,
+        }
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"identical: {len(self.checked)} tensors match their spec and seed bit for bit"
+        parts = []
+        if self.first is not None:
+            f = self.first
+            where = f"element {f['index']}" + (f" {f['position']}" if f.get("position") else "")
+            parts.append(f"tensor '{f['tensor']}' differs first at {where}: {f['reason']}")
+        if self.missing:
+            parts.append(f"missing from the file: {', '.join(self.missing)}")
+        if self.extra:
+            parts.append(f"not in the spec: {', '.join(self.extra)}")
+        return "; ".join(parts)
+
+
+def expected_from_resolved(tensors: list[ResolvedTensor]) -> dict[str, Expected]:
+    return {
+        t.name: Expected(t.name, t.plan.shape, t.plan.dtype, lambda n, t=t: chunk_jobs(t, n))
+        for t in tensors
+    }
+
+
+def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, Expected]:
+    """Rebuild every tensor's sampler from the provenance a varscale file carries."""
+    text = metadata.get("varscale")
+    if text is None:
+        raise VarscaleError(f"'{where}' has no varscale provenance; give the spec: varscale verify FILE SPEC")
+    try:
+        prov = json.loads(text)
+        stream_id, seed, records = prov["stream_id"], int(prov["seed"]), prov["tensors"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReadError(f"'{where}': unreadable varscale provenance: {exc}") from None
+    if stream_id != sampling.STREAM_ID:
+        raise VarscaleError(
+            f"'{where}' was written with random stream {stream_id!r}; this varscale implements "
+            f"{sampling.STREAM_ID!r}: verify it with the varscale version recorded in the file"
+        )
+    out = {}
+    for name, rec in records.items():
+        try:
+            init = deserialize(dict(rec["initializer"]))
+            full_shape = tuple(rec["full_shape"])
+            fan_in, fan_out = compute_fans(
+                full_shape, rec["layout"], rec.get("in_axis"), rec.get("out_axis"),
+                rec.get("batch_axis") or None,
+            )
+            dist = init.distribution(fan_in, fan_out)
+            recorded = Distribution(**rec["distribution"])
+            sampler = sampling.TensorSampler(dist, rec["dtype"], seed, rec["stream"])
+            shape, offset = tuple(rec["shape"]), tuple(rec["offset"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReadError(f"'{where}': tensor '{name}': unusable provenance record: {exc}") from None
+        if not _same_distribution(dist, recorded):
+            raise VarscaleError(
+                f"'{where}': tensor '{name}': the recorded distribution {recorded.to_json()} does not "
+                f"follow from its initializer and fans ({dist.to_json()}); the provenance was edited"
+            )
+        out[name] = Expected(
+            name, shape, rec["dtype"],
+            lambda n, s=sampler, fs=full_shape, o=offset, sh=shape: _jobs(s, fs, o, sh, n),
+        )
+    return out
+
+
+def _same_distribution(a: Distribution, b: Distribution) -> bool:
+    return a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc and a.cut == b.cut
+
+
+def _jobs(
+    sampler: sampling.TensorSampler, full_shape: tuple, offset: tuple, shape: tuple, chunk: int
+) -> Iterator[ChunkJob]:
+    pieces: list[tuple[int, int]] = []
+    filled = 0
+    for start, length in sampling.region_runs(full_shape, offset, shape):
+        pos = 0
+        while pos < length:
+            take = min(length - pos, chunk - filled)
+            pieces.append((start + pos, take))
+            filled, pos = filled + take, pos + take
+            if filled == chunk:
+                yield ChunkJob(sampler, tuple(pieces), filled)
+                pieces, filled = [], 0
+    if filled:
+        yield ChunkJob(sampler, tuple(pieces), filled)
+
+
+def _raw(arr: np.ndarray) -> np.ndarray:
+    """Compare bits, not values: NaN payloads and -0.0 count as differences."""
+    return arr.view(f"u{arr.dtype.itemsize}")
+
+
+def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarray]) -> tuple[int, Any, Any] | None:
+    """Index and values of the first differing element of two chunked streams, or None.
+
+    Chunk boundaries of the two streams need not agree: only the one that runs out advances,
+    so a reused buffer is never read after its iterator moved on.
+    """
+    pos = 0
+    a = b = None
+    ia = ib = 0
+    while True:
+        if a is None or ia == a.shape[0]:
+            a, ia = next(actual, None), 0
+        if b is None or ib == b.shape[0]:
+            b, ib = next(expected, None), 0
+        if a is None or b is None:
+            if a is None and b is None:
+                return None
+            return pos, "end of data" if a is None else "extra data", None
+        n = min(a.shape[0] - ia, b.shape[0] - ib)
+        diff = np.flatnonzero(_raw(a[ia : ia + n]) != _raw(b[ib : ib + n]))
+        if diff.size:
+            k = int(diff[0])
+            return pos + k, a[ia + k].item(), b[ib + k].item()
+        pos, ia, ib = pos + n, ia + n, ib + n
+
+
+def verify(wf: Any, expected: dict[str, Expected], workers: int) -> VerifyReport:
+    report = VerifyReport()
+    infos = {info.name: info for info in wf.tensors()}
+    report.missing = [n for n in expected if n not in infos]
+    report.extra = [n for n in infos if n not in expected]
+    with ChunkEngine(workers) as engine:
+        for name, exp in expected.items():
+            info = infos.get(name)
+            if info is None:
+                continue
+            report.checked.append(name)
+            stored = info.dtype.name if info.dtype.name != "void16" else "bfloat16"
+            if tuple(info.shape) != exp.shape or stored != exp.dtype:
+                report.first = {
+                    "tensor": name, "index": 0, "position": None,
+                    "reason": f"the file has {stored} {list(info.shape)}, the spec {exp.dtype} {list(exp.shape)}",
+                }
+                break
+            found = _first_difference(
+                wf.iter_chunks(name), engine.run(exp.jobs(engine.chunk_elems))
+            )
+            if found is not None:
+                index, got, want = found
+                inside = exp.shape and index < math.prod(exp.shape)
+                position = [int(i) for i in np.unravel_index(index, exp.shape)] if inside else None
+                reason = got if isinstance(got, str) else f"file has {got!r}, expected {want!r}"
+                report.first = {"tensor": name, "index": index, "position": position, "reason": reason}
+                break
+    return report
