@@ -489,7 +489,7 @@ def test_1e3_handling():
         == 0.001
     )
     # ... but only float-looking strings
-    with pytest.raises(SpecError, match=r"tensor 'w': initializer: `value` must be a number"):
+    with pytest.raises(SpecError, match=r"tensor 'w': initializer: `value` must be a finite number"):
         parse(y("{w: {shape: [2], initializer: {name: constant, value: 1e-3x}}}"))
     # ... and only in float parameters
     with pytest.raises(SpecError, match=r"tensors\.w\.shape\[0\]: '1e3' is not of type 'integer'$"):

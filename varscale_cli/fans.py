@@ -83,6 +83,8 @@ def compute_fans(
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r} is not one of 'keras', 'torch'")
     shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"shape {list(shape)} has a negative dimension")
     rank = len(shape)
     explicit = in_axis is not None or out_axis is not None or batch_axis is not None
     if not explicit:

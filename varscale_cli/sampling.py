@@ -416,12 +416,21 @@ class TensorSampler:
         if self.wide:
             bits = raw_words(self._key, start, n)  # type: ignore[attr-defined]
             self._transform_f64(bits, s, out)
-            return
-        bits = raw_bits32(self._key, start, n)  # type: ignore[attr-defined]
-        dst = out if out.dtype == np.float32 else s.res
-        self._transform_f32(bits, s, dst)
-        if dst is not out:
-            np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE rounding
+        else:
+            bits = raw_bits32(self._key, start, n)  # type: ignore[attr-defined]
+            dst = out if out.dtype == np.float32 else s.res
+            self._transform_f32(bits, s, dst)
+            if dst is not out:
+                np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
+        if self.dist.kind == "uniform" and self.dist.loc != 0.0:
+            # loc + v * half can round up to maxval itself (ties to even); the documented
+            # interval is [minval, maxval), so clamp to the float just below, in the stored
+            # dtype (a clamp in float32 could round up again when cast to bfloat16).
+            np.minimum(out, self._below_max(out.dtype), out=out)
+
+    def _below_max(self, dtype: np.dtype) -> np.ndarray:
+        top = np.array(self.dist.loc + self.dist.scale, dtype=dtype)
+        return np.nextafter(top, np.array(-np.inf, dtype=dtype))
 
     def _transform_f32(self, bits: np.ndarray, s: _Scratch, out: np.ndarray) -> None:
         d = self.dist
