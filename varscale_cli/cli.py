@@ -326,7 +326,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
     if not quiet:
         from .report import summary_line
 
-        _stderr().print(summary_line(report))
+        _stderr().print(summary_line(report), markup=False)
 
 
 # --- stats -------------------------------------------------------------------------------------
@@ -427,7 +427,7 @@ def _show_report(report: Any, as_json: bool) -> None:
 
     console = _stdout()
     console.print(stats_table(report))
-    console.print(summary_line(report))
+    console.print(summary_line(report), markup=False)
 
 
 # --- verify ------------------------------------------------------------------------------------

@@ -1,0 +1,270 @@
+"""Validating, streaming readers for weight files: safetensors (single or HF-sharded), npz, HDF5.
+
+Every reader gives the same small interface, `WeightFile`: the tensors' names, shapes and
+dtypes in file order, the file's text metadata, and each tensor's values as 1-D chunks in C
+order. Memory stays bounded by the chunk size, whatever the file size: nothing is read whole.
+
+Readers treat every file as hostile. A file that is truncated, inconsistent or built to
+exhaust memory raises one `ReadError` whose message is a single line naming the file, before
+anything proportional to a size the file *claims* is allocated.
+
+    >>> from varscale_cli.readers import open_weights
+    >>> with open_weights(path) as wf:                                     # doctest: +SKIP
+    ...     for info in wf.tensors():
+    ...         total = sum(chunk.size for chunk in wf.iter_chunks(info.name))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import ml_dtypes
+import numpy as np
+
+from ..errors import ReadError
+
+__all__ = [
+    "DEFAULT_CHUNK_ELEMS",
+    "LOGICAL_DTYPES",
+    "TensorInfo",
+    "WeightFile",
+    "open_weights",
+]
+
+#: 1 Mi elements per chunk: 4 MiB of float32, 8 MiB once widened to float64 for statistics,
+#: large enough that per-chunk Python overhead is negligible, small enough to stay in cache-ish
+#: territory and far below any realistic memory limit.
+DEFAULT_CHUNK_ELEMS = 1 << 20
+
+#: The dtypes numpy cannot name by itself, by the names ml_dtypes, Keras (HDF5 ``dtype``
+#: attribute) and varscale's npz manifest use for them.
+LOGICAL_DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(getattr(ml_dtypes, name))
+    for name in (
+        "bfloat16",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+    )
+}
+
+#: File names of Hugging Face checkpoints (huggingface_hub constants.py).
+HF_SINGLE_FILE = "model.safetensors"
+HF_INDEX_FILE = "model.safetensors.index.json"
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as the file declares it (already validated against the file's bytes).
+
+    Attributes:
+        name: the tensor's name ('/'-separated path for HDF5 datasets and nested npz members).
+        shape: the tensor's shape.
+        dtype: its logical numpy dtype, native byte order; ``ml_dtypes.bfloat16`` for bf16 and
+            the ml_dtypes float8 types, never the raw storage type (uint16, void).
+        nbytes: the bytes its values occupy (``prod(shape) * dtype.itemsize``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
+
+    @property
+    def count(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+
+@runtime_checkable
+class WeightFile(Protocol):
+    """An open weight file; use as a context manager so handles are closed.
+
+    Attributes:
+        path: what was opened (the index file for a sharded checkpoint).
+        metadata: the file's text metadata: safetensors ``__metadata__``, HDF5 root attributes
+            that are strings, or the npz manifest's ``metadata``.
+    """
+
+    path: Path
+    metadata: dict[str, str]
+
+    def tensors(self) -> list[TensorInfo]:
+        """Every tensor, in file order."""
+        ...
+
+    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
+        """The tensor's values as fresh 1-D arrays of at most ``chunk_elems`` elements, C order."""
+        ...
+
+    def close(self) -> None:
+        """Release file handles (idempotent)."""
+        ...
+
+    def __enter__(self) -> WeightFile: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class BaseWeightFile:
+    """Shared plumbing: context management and lookup by name."""
+
+    path: Path
+    metadata: dict[str, str]
+    _infos: dict[str, TensorInfo]
+
+    def tensors(self) -> list[TensorInfo]:
+        return list(self._infos.values())
+
+    def info(self, name: str) -> TensorInfo:
+        """The `TensorInfo` of ``name``, or ReadError if the file has no such tensor."""
+        try:
+            return self._infos[name]
+        except KeyError:
+            raise ReadError(f"'{self.path}': no tensor named {name!r}") from None
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def __enter__(self) -> BaseWeightFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- helpers shared by the readers -----------------------------------------------------------
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace (numpy and HDF5 messages span lines) and cap the length."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for json: a repeated key is an error, not last-wins."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(text: str) -> Any:
+    """json.loads without the lenient parts: no duplicate keys, no NaN/Infinity literals."""
+    return json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=_reject_constant)
+
+
+def check_chunk_elems(chunk_elems: int) -> int:
+    if isinstance(chunk_elems, bool) or not isinstance(chunk_elems, int) or chunk_elems < 1:
+        raise ValueError(f"chunk_elems must be a positive integer, got {chunk_elems!r}")
+    return chunk_elems
+
+
+def native(dtype: np.dtype) -> np.dtype:
+    """The same dtype in native byte order (ml_dtypes types have no byte order)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
+def as_native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` with native byte order, swapping bytes if the file stored the other order."""
+    if arr.dtype.isnative:
+        return arr
+    return arr.byteswap().view(native(arr.dtype))
+
+
+def iter_slabs(
+    read: Callable[[tuple[Any, ...]], np.ndarray], shape: tuple[int, ...], chunk_elems: int
+) -> Iterator[np.ndarray]:
+    """Read an N-d array in C order through ``read(selection)``, at most ``chunk_elems`` at once.
+
+    Picks the outermost axis ``k`` such that one index along it covers at most
+    ``chunk_elems`` elements (``prod(shape[k+1:])``), then reads ``chunk_elems // that``
+    consecutive indices of axis ``k`` per call, for every index of the axes before ``k``.
+    Consecutive slabs are consecutive in C order, so the raveled slabs are the flat array.
+    """
+    if not shape:
+        yield np.asarray(read(())).reshape(-1)
+        return
+    if math.prod(shape) == 0:
+        return
+    k, tail = len(shape) - 1, 1
+    while k > 0 and tail * shape[k] <= chunk_elems:
+        tail *= shape[k]
+        k -= 1
+    step = max(1, chunk_elems // tail)
+    for outer in np.ndindex(*shape[:k]):
+        for j in range(0, shape[k], step):
+            sel = tuple(int(i) for i in outer) + (slice(j, min(j + step, shape[k])),)
+            yield np.ascontiguousarray(read(sel)).reshape(-1)
+
+
+# --- dispatch --------------------------------------------------------------------------------
+
+
+def open_weights(path: str | Path) -> WeightFile:
+    """Open a weight file for reading, choosing the reader by suffix, else by magic bytes.
+
+    Accepted: ``*.safetensors``; ``*.npz``; ``*.h5`` / ``*.hdf5``; a Hugging Face
+    ``*.index.json`` (sharded safetensors); a directory holding ``model.safetensors`` or
+    ``model.safetensors.index.json`` (the single file wins when both exist, as in
+    transformers). Any other name is recognised by its first bytes.
+
+    Raises:
+        ReadError: missing path, unknown format, or a file its reader refuses.
+    """
+    from .hdf5 import HDF5File
+    from .npz import NpzFile
+    from .safetensors import SafetensorsFile, ShardedSafetensors
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / HF_SINGLE_FILE).is_file():
+            return SafetensorsFile(p / HF_SINGLE_FILE)
+        if (p / HF_INDEX_FILE).is_file():
+            return ShardedSafetensors(p / HF_INDEX_FILE)
+        raise ReadError(f"'{p}': the directory holds neither {HF_SINGLE_FILE} nor {HF_INDEX_FILE}")
+    if not p.exists():
+        raise ReadError(f"'{p}': no such file")
+    name = p.name.lower()
+    if name.endswith(".index.json"):
+        return ShardedSafetensors(p)
+    if name.endswith(".safetensors"):
+        return SafetensorsFile(p)
+    if name.endswith(".npz"):
+        return NpzFile(p)
+    if name.endswith((".h5", ".hdf5")):
+        return HDF5File(p)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise ReadError(f"'{p}': cannot read: {one_line(exc.strerror or str(exc))}") from None
+    if head.startswith(_ZIP_SIGNATURES):
+        return NpzFile(p)
+    if head.startswith(_HDF5_SIGNATURE):
+        return HDF5File(p)
+    # safetensors: 8-byte length, then a JSON object (the reference tolerates leading spaces).
+    if len(head) == 9 and head[8:9] in (b"{", b" ", b"\t", b"\n", b"\r"):
+        return SafetensorsFile(p)
+    raise ReadError(
+        f"'{p}': unknown weight file format (expected .safetensors, .npz, .h5/.hdf5, "
+        f"an HF *.index.json, or a directory holding {HF_SINGLE_FILE})"
+    )
