@@ -86,10 +86,7 @@ class ResolvedTensor:
 
 
 def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
-    """Fans, distribution and sampler for every tensor, in spec order.
-
-    A large run also starts loading the compiled kernels in the background.
-    """
+    """Fans, distribution and sampler for every tensor, in spec order."""
     out = []
     for p in spec.tensors:
         fan_in, fan_out = compute_fans(
@@ -106,8 +103,6 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
                 sampler=sampling.TensorSampler(dist, p.dtype, seed, p.stream),
             )
         )
-    if sum(t.count for t in out) >= sampling.COMPILED_MIN_ELEMENTS:
-        sampling.load_kernels()
     return out
 
 

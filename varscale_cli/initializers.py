@@ -176,8 +176,6 @@ class Initializer:
         dist = self.distribution(fan_in, fan_out)
         seed = self.seed if self.seed is not None else _fresh_seed()
         sampler = sampling.TensorSampler(dist, dtype, seed, stream)
-        if math.prod(shape) >= sampling.COMPILED_MIN_ELEMENTS:
-            sampling.load_kernels()
         return sampling.sample(sampler, full_shape, offset, shape)
 
     def _region(

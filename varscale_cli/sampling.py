@@ -31,7 +31,6 @@ import hashlib
 import math
 import os
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,53 +122,24 @@ _SQRT_HALF = 0.70710678118654752440
 # --- bits ------------------------------------------------------------------------------------
 
 
-_KERNELS: Any = None  # None: not loaded (numpy path); False: unavailable; else the module
-_KERNELS_LOCK = threading.Lock()
-
-#: Runs with at least this many random elements load the compiled kernels. numba costs about
-#: 0.6 s to import and load from its cache here, and the fused transform saves ~4 ns per
-#: element, so small runs are faster without it; loading happens on a background thread while
-#: the numpy path already generates (both give the same bytes, so switching mid-run is safe).
-COMPILED_MIN_ELEMENTS = 1 << 24
+_KERNELS: Any = None  # None: not tried yet; False: unavailable or disabled; else the module
 
 
 def compiled_kernels() -> Any:
-    """The loaded numba kernels module, or None. Never blocks and never imports."""
-    return _KERNELS or None
-
-
-def load_kernels(background: bool = True) -> None:
-    """Import and warm the numba kernels (``pip install 'varscale[fast]'``), once.
-
-    ``VARSCALE_NO_NUMBA=1`` disables them. With ``background=True`` this returns at once and
-    the kernels take over when ready.
-    """
-    if _KERNELS is not None or not _KERNELS_LOCK.acquire(blocking=not background):
-        return
-
-    def load() -> None:
-        global _KERNELS
-        try:
-            if _KERNELS is not None:
-                return
-            if os.environ.get("VARSCALE_NO_NUMBA", "") not in ("", "0"):
-                _KERNELS = False
-                return
+    """The compiled transforms (`_kernels`), or None without the C extension or with
+    ``VARSCALE_NO_NATIVE=1``. Loading costs about a millisecond, once per process."""
+    global _KERNELS
+    if _KERNELS is None:
+        if os.environ.get("VARSCALE_NO_NATIVE", "") not in ("", "0"):
+            _KERNELS = False
+        else:
             try:
                 from . import _kernels
 
-                _kernels.warm_up()
-            except ImportError:
+                _KERNELS = _kernels
+            except (ImportError, OSError):
                 _KERNELS = False
-                return
-            _KERNELS = _kernels
-        finally:
-            _KERNELS_LOCK.release()
-
-    if background:
-        threading.Thread(target=load, name="varscale-numba", daemon=True).start()
-    else:
-        load()
+    return _KERNELS or None
 
 
 def stream_key(seed: int, stream: str) -> tuple[int, int]:
@@ -464,8 +434,8 @@ class TensorSampler:
             truncated = d.kind == "truncated_normal"
             xscale = np.float32(np.float32(ERF_SQRT2 if truncated else 1.0) * np.float32(2.0**-23))
             kernels.normal_f32(
-                bits, out, s.x, s.y, s.m, s.i, xscale, np.float32(SQRT2 * d.scale),
-                np.float32(d.cut * d.scale), truncated,
+                bits, out, xscale, np.float32(SQRT2 * d.scale), np.float32(d.cut * d.scale),
+                truncated,
             )
 
     def _transform_f64(self, bits: np.ndarray, s: _Scratch, out: np.ndarray) -> None:
