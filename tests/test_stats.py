@@ -108,7 +108,8 @@ def test_ks_distance_matches_scipy_for_continuous_dtype() -> None:
     x = draw(dist, 20_000, rng).astype(np.float32)
     rep = judge(x, Target(dist, 0.1), n_tests=3)
     ref = sps.kstest(x.astype(np.float64), sps.norm(scale=0.1).cdf)
-    assert rep.tests["ks"]["statistic"] == pytest.approx(ref.statistic, abs=1e-12)
+    # Distribution.cdf's erf is accurate to 1.5e-7, so D can move by at most that much.
+    assert rep.tests["ks"]["statistic"] == pytest.approx(ref.statistic, abs=1.5e-7)
     assert rep.tests["ks"]["n"] == x.size
 
 

@@ -81,6 +81,12 @@ def _errors() -> Iterator[None]:
         sys.exit(130)
 
 
+def _cores() -> int:
+    from .generate import default_workers
+
+    return default_workers()
+
+
 def _human(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
@@ -315,7 +321,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 
     with open_weights(path) as wf:
         targets = stats.targets_from_provenance(wf.metadata) or {}
-        report = stats.check_file(wf, targets)
+        report = stats.check_file(wf, targets, workers=_cores())
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:
@@ -364,7 +370,7 @@ def stats_cmd(
     with _errors():
         with open_weights(path) as wf:
             targets = _targets(wf, spec_path, init_name, layout)
-            report = stats.check_file(wf, targets, alpha=alpha)
+            report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
             if plot_path is not None:
                 from .report import plot_report
 

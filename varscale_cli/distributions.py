@@ -96,7 +96,11 @@ class Distribution:
         return None
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
-        """The analytic CDF at `x` (float64 array), for goodness-of-fit tests."""
+        """The analytic CDF at `x` (float64 array), for goodness-of-fit tests.
+
+        Accurate to 1.5e-7 absolute (the vectorised `erf`), far below the Kolmogorov-Smirnov
+        distances any sample here can resolve.
+        """
         x = np.asarray(x, dtype=np.float64)
         if self.kind == "constant":
             return (x >= self.loc).astype(np.float64)
@@ -114,9 +118,27 @@ class Distribution:
         return {"kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut}
 
 
-_erf = np.frompyfunc(math.erf, 1, 1)
+# Abramowitz & Stegun 7.1.26: erf(x) = 1 - t (a1 + t (a2 + ... a5 t)) exp(-x^2), t = 1/(1 + p x),
+# for x >= 0, absolute error <= 1.5e-7 (tests compare with math.erf). That is ~10^4 times
+# below the smallest Kolmogorov-Smirnov distance the stats tests can resolve (D ~ 5e-3 at the
+# 1e-5 level with 100k samples), and it is vectorised: math.erf element by element cost
+# seconds per checkpoint.
+_AS_P = 0.3275911
+_AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """Vectorised erf, |error| <= 1.5e-7."""
+    x = np.asarray(x, dtype=np.float64)
+    z = np.abs(x)
+    t = 1.0 / (1.0 + _AS_P * z)
+    poly = np.full_like(t, _AS_A[0])
+    for a in _AS_A[1:]:
+        poly = poly * t + a
+    y = 1.0 - poly * t * np.exp(-z * z)
+    # The fit leaves 1e-9 at 0; the CDF at the centre must be exactly 1/2.
+    return np.copysign(np.where(z == 0.0, 0.0, y), x)
 
 
 def _std_normal_cdf(t: np.ndarray) -> np.ndarray:
-    e = np.asarray(_erf(np.asarray(t, dtype=np.float64) / math.sqrt(2.0)), dtype=np.float64)
-    return 0.5 * (1.0 + e)
+    return 0.5 * (1.0 + erf(np.asarray(t, dtype=np.float64) / math.sqrt(2.0)))

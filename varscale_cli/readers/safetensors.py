@@ -75,6 +75,9 @@ def _is_uint(value: Any) -> bool:
 
 
 class SafetensorsFile(BaseWeightFile):
+    #: iter_chunks uses positional reads (preadv) and no shared cursor: safe from threads.
+    thread_safe = True
+
     """One ``.safetensors`` file, header validated on open, values read in chunks."""
 
     def __init__(self, path: str | Path) -> None:
@@ -252,6 +255,8 @@ class SafetensorsFile(BaseWeightFile):
 
 
 class ShardedSafetensors(BaseWeightFile):
+    thread_safe = True  # each shard is a thread-safe SafetensorsFile
+
     """A Hugging Face sharded checkpoint, read through its ``*.index.json``.
 
     The index is ``{"metadata": {...}, "weight_map": {tensor: shard file}}``. Every shard
