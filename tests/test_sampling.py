@@ -710,16 +710,15 @@ def sha256_le(a: np.ndarray) -> str:
 
 @pytest.fixture(params=["numpy", "compiled"])
 def transform_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The golden bytes hold on the numpy reference path and on the numba kernels (if
-    installed); the module's kernel state is restored afterwards."""
+    """The golden bytes hold on the numpy reference path and on the compiled C kernels; the
+    module's kernel state is restored afterwards."""
     monkeypatch.setattr(sampling, "_KERNELS", sampling._KERNELS)
     if request.param == "numpy":
         sampling._KERNELS = False
     else:
-        pytest.importorskip("numba")
-        sampling.load_kernels(background=False)
+        sampling._KERNELS = None
         if sampling.compiled_kernels() is None:
-            pytest.skip("compiled kernels disabled (VARSCALE_NO_NUMBA)")
+            pytest.skip("the C extension is not built (or VARSCALE_NO_NATIVE is set)")
     return request.param
 
 
