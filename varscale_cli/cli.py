@@ -483,6 +483,45 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
             sys.exit(3)
 
 
+# --- spec ----------------------------------------------------------------------------------------
+
+
+@cli.command(name="spec")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True, help="Fan convention and default initializers: PyTorch's or Keras'.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="The seed written into the spec.")
+def spec_cmd(path: Path, layout: str, seed: int) -> None:
+    """Print a spec for the tensors of FILE (names, shapes, dtypes; data is not read).
+
+    Rules for biases, normalization weights, embeddings and kernels follow the layout's
+    framework defaults and are printed, ready to edit.
+
+    \b
+    Example:
+      varscale spec model.safetensors > model.yaml
+      varscale spec model.weights.h5 --layout keras
+    """
+    from .frameworks import dump_spec, spec_from_tensors
+    from .readers import open_weights
+
+    with _errors():
+        with open_weights(path) as wf:
+            triples = [(i.name, tuple(i.shape), _dtype_name(i.dtype)) for i in wf.tensors()]
+        try:
+            doc, skipped = spec_from_tensors(triples, layout=layout, seed=seed)
+        except ValueError as e:
+            raise VarscaleError(f"'{path}': {e}") from None
+        header = f"# varscale spec for {path} ({len(doc['tensors'])} tensors, layout {layout})\n"
+        for name, dtype in skipped.items():
+            header += f"# left out: {name} ({dtype}; varscale produces floats only)\n"
+        click.echo(header + dump_spec(doc), nl=False)
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", str(dtype))
+    return "bfloat16" if name in ("bfloat16", "void16") else name
+
+
 # --- small commands ----------------------------------------------------------------------------
 
 

@@ -49,7 +49,9 @@ import yaml
 
 from .initializers import DTYPE_ALIASES, deserialize
 
-__all__ = ["dump_spec", "skipped_tensors", "spec_from_keras", "spec_from_state_dict"]
+__all__ = [
+    "dump_spec", "skipped_tensors", "spec_from_keras", "spec_from_state_dict", "spec_from_tensors",
+]
 
 #: The dtypes varscale can produce (complex needs an initializer that makes it; none does).
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -441,6 +443,98 @@ def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
 
 _Dumper.add_representer(dict, _represent_dict)
 _Dumper.add_representer(list, _represent_list)
+
+
+# --- any weight file ----------------------------------------------------------------------------
+
+#: Keras' ``Embedding`` default (``"uniform"``): RandomUniform(-0.05, 0.05).
+KERAS_EMBEDDING_INIT: dict[str, Any] = {"name": "random_uniform", "minval": -0.05, "maxval": 0.05}
+
+#: The visible rules of a spec made from a file, per layout, first match wins. Per-tensor
+#: initializers are added only where a rule (or the default) would be wrong for that tensor
+#: (a rule matches names, not ranks).
+FILE_RULES: dict[str, list[tuple[str, Any]]] = {
+    "torch": [
+        ("*running_mean", "zeros"),
+        ("*running_var", "ones"),
+        ("*bias", "zeros"),
+        *((p, "ones") for p in NORM_PATTERNS),
+        *((f"*{m}*", {"name": "random_normal", "mean": 0.0, "stddev": 1.0}) for m in EMBEDDING_MARKERS),
+    ],
+    "keras": [
+        ("*moving_mean", "zeros"),
+        ("*moving_variance", "ones"),
+        ("*bias", "zeros"),
+        ("*beta", "zeros"),
+        ("*gamma", "ones"),
+        ("*emb*", KERAS_EMBEDDING_INIT),
+    ],
+}
+FILE_DEFAULTS = {"torch": TORCH_DEFAULT_INIT, "keras": "glorot_uniform"}
+
+
+def _keras_file_initializer(name: str, shape: tuple[int, ...]) -> Any:
+    """Keras' layer defaults by variable name: kernels glorot_uniform, biases and betas zeros,
+    gammas and moving variances ones, embeddings RandomUniform(+-0.05)."""
+    lower = name.lower()
+    leaf = lower.rsplit("/", 1)[-1]
+    for key, init in _KERAS_FALLBACK.items():
+        if leaf == key or lower.endswith(key):
+            return init
+    if len(shape) == 2 and "emb" in lower:
+        return dict(KERAS_EMBEDDING_INIT)
+    if len(shape) < 2:
+        return "zeros"  # a vector with no telling name: an offset, not a kernel
+    return None
+
+
+def spec_from_tensors(
+    tensors: list[tuple[str, tuple[int, ...], str]], *, layout: str = "torch", seed: int = 0
+) -> tuple[dict, dict[str, str]]:
+    """A spec for tensors read from any weight file: ``(name, shape, dtype name)`` triples.
+
+    The rules (`FILE_RULES`) appear in the spec, so a user edits one line to change every
+    bias; a tensor the rules would get wrong carries its own initializer. Returns the document
+    and the tensors left out (non-float dtypes: name -> dtype).
+    """
+    if layout not in FILE_RULES:
+        raise ValueError(f"layout {layout!r} is not one of 'keras', 'torch'")
+    want_of = _torch_initializer if layout == "torch" else _keras_file_initializer
+    default = FILE_DEFAULTS[layout]
+    rules = FILE_RULES[layout]
+    skipped: dict[str, str] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    used_rules: set[int] = set()
+    dtypes = []
+    for name, shape, dtype in tensors:
+        if dtype not in FLOAT_DTYPES:
+            skipped[name] = dtype
+            continue
+        want = want_of(name, tuple(shape))
+        want = default if want is None else want
+        ruled = next((i for i, (glob, _) in enumerate(rules) if fnmatch.fnmatchcase(name, glob)), None)
+        got = default if ruled is None else rules[ruled][1]
+        entry: dict[str, Any] = {"shape": list(shape)}
+        if ruled is not None:
+            used_rules.add(ruled)
+        if got != want:
+            entry["initializer"] = copy.deepcopy(want)
+        entries[name] = entry
+        dtypes.append(dtype)
+    if not entries:
+        raise ValueError("the file has no float tensors; varscale only produces floats")
+    defaults: dict[str, Any] = {"layout": layout, "initializer": copy.deepcopy(default)}
+    if len(set(dtypes)) == 1:
+        defaults = {"dtype": dtypes[0], **defaults}
+    else:
+        for entry, dtype in zip(entries.values(), dtypes, strict=True):
+            entry["dtype"] = dtype
+    doc: dict[str, Any] = {"version": 1, "seed": seed, "defaults": defaults}
+    kept = [{"match": g, "initializer": copy.deepcopy(i)} for k, (g, i) in enumerate(rules) if k in used_rules]
+    if kept:
+        doc["rules"] = kept
+    doc["tensors"] = entries
+    return doc, skipped
 
 
 def dump_spec(doc: dict) -> str:
