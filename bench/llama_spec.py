@@ -13,9 +13,9 @@ import sys
 HIDDEN, LAYERS, INTER, VOCAB = 1024, 16, 2816, 32000
 
 
-def tensors() -> list[tuple[str, list[int]]]:
-    out = [("model.embed_tokens.weight", [VOCAB, HIDDEN])]
-    for i in range(LAYERS):
+def tensors(layers: int = LAYERS, vocab: int = VOCAB) -> list[tuple[str, list[int]]]:
+    out = [("model.embed_tokens.weight", [vocab, HIDDEN])]
+    for i in range(layers):
         p = f"model.layers.{i}"
         for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
             out.append((f"{p}.self_attn.{proj}.weight", [HIDDEN, HIDDEN]))
@@ -25,11 +25,11 @@ def tensors() -> list[tuple[str, list[int]]]:
         out.append((f"{p}.input_layernorm.weight", [HIDDEN]))
         out.append((f"{p}.post_attention_layernorm.weight", [HIDDEN]))
     out.append(("model.norm.weight", [HIDDEN]))
-    out.append(("lm_head.weight", [VOCAB, HIDDEN]))
+    out.append(("lm_head.weight", [vocab, HIDDEN]))
     return out
 
 
-def spec(distribution: str, dtype: str) -> dict:
+def spec(distribution: str, dtype: str, layers: int = LAYERS, vocab: int = VOCAB) -> dict:
     return {
         "version": 1,
         "seed": 0,
@@ -42,9 +42,10 @@ def spec(distribution: str, dtype: str) -> dict:
             },
         },
         "rules": [{"match": "*norm.weight", "initializer": "ones"}],
-        "tensors": {name: {"shape": shape} for name, shape in tensors()},
+        "tensors": {name: {"shape": shape} for name, shape in tensors(layers, vocab)},
     }
 
 
 if __name__ == "__main__":
-    json.dump(spec(sys.argv[1], sys.argv[2]), sys.stdout, indent=1)
+    extra = [int(a) for a in sys.argv[3:5]]  # optional: layers, vocabulary
+    json.dump(spec(sys.argv[1], sys.argv[2], *extra), sys.stdout, indent=1)

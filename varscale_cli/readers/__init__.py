@@ -136,6 +136,20 @@ class BaseWeightFile:
     def close(self) -> None:  # pragma: no cover - overridden
         pass
 
+    def _open_guarded(self, step: Callable[[], None], what: str) -> None:
+        """Run the opening ``step``; on any failure close what was opened, and turn anything a
+        hostile file provokes into one `ReadError` line: ``'<path>': <what>: <cause>``."""
+        try:
+            step()
+        except ReadError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            raise ReadError(
+                f"'{self.path}': {what}: {one_line(f'{type(exc).__name__}: {exc}')}"
+            ) from None
+
     def __enter__(self) -> BaseWeightFile:
         return self
 

@@ -74,17 +74,11 @@ class HDF5File(BaseWeightFile):
         self._infos = {}
         self._logical: dict[str, np.dtype | None] = {}
         self._h5: h5py.File | None = None
-        try:
-            self._h5 = h5py.File(self.path, "r")
-            self._scan()
-        except ReadError:
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise ReadError(
-                f"'{self.path}': not a readable HDF5 file: {one_line(f'{type(exc).__name__}: {exc}')}"
-            ) from None
+        self._open_guarded(self._open, "not a readable HDF5 file")
+
+    def _open(self) -> None:
+        self._h5 = h5py.File(self.path, "r")
+        self._scan()
 
     def _fail(self, name: str, what: str) -> ReadError:
         return ReadError(f"'{self.path}': dataset '/{name}' {what}")

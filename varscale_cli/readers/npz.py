@@ -132,17 +132,11 @@ class NpzFile(BaseWeightFile):
         self._infos = {}
         self._members: dict[str, _Member] = {}
         self._zf: zipfile.ZipFile | None = None
-        try:
-            self._zf = zipfile.ZipFile(self.path)
-            self._scan()
-        except ReadError:
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise ReadError(
-                f"'{self.path}': not a readable npz file: {one_line(f'{type(exc).__name__}: {exc}')}"
-            ) from None
+        self._open_guarded(self._open, "not a readable npz file")
+
+    def _open(self) -> None:
+        self._zf = zipfile.ZipFile(self.path)
+        self._scan()
 
     def _fail(self, member: str, what: str) -> ReadError:
         return ReadError(f"'{self.path}': member {member!r} {what}")

@@ -90,16 +90,7 @@ class SafetensorsFile(BaseWeightFile):
             self._f: BinaryIO | None = open(self.path, "rb")  # closed by close()
         except OSError as exc:
             raise ReadError(f"'{self.path}': cannot open: {one_line(exc.strerror or str(exc))}") from None
-        try:
-            self._parse()
-        except ReadError:
-            self.close()
-            raise
-        except Exception as exc:  # anything a hostile file provokes becomes one line
-            self.close()
-            raise ReadError(
-                f"'{self.path}': invalid safetensors file: {one_line(f'{type(exc).__name__}: {exc}')}"
-            ) from None
+        self._open_guarded(self._parse, "invalid safetensors file")
 
     def _fail(self, what: str) -> ReadError:
         return ReadError(f"'{self.path}': invalid safetensors header: {what}")
@@ -275,16 +266,7 @@ class ShardedSafetensors(BaseWeightFile):
         self._infos = {}
         self._shards: dict[str, SafetensorsFile] = {}
         self._where: dict[str, str] = {}
-        try:
-            self._open()
-        except ReadError:
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise ReadError(
-                f"'{self.path}': invalid sharded checkpoint index: {one_line(f'{type(exc).__name__}: {exc}')}"
-            ) from None
+        self._open_guarded(self._open, "invalid sharded checkpoint index")
 
     def _fail(self, what: str) -> ReadError:
         return ReadError(f"'{self.path}': invalid sharded checkpoint index: {what}")
