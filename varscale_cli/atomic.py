@@ -64,7 +64,7 @@ def atomic_output(
     remove_stale_temps(parent, path.name)
     _check_space(parent, planned_bytes)
     tmp = _create_temp(parent, path.name)
-    restore = _convert_sigterm()
+    restore = _catch_signals()
     try:
         try:
             yield tmp
@@ -256,28 +256,72 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # SystemExit unwinds through atomic_output's cleanup; 128 + n is the shell's convention.
-    raise SystemExit(128 + signum)
+#: Signals received inside a `shielded` section, raised at the next safe point.
+_PENDING: list[int] = []
+_SHIELD_DEPTH = 0
 
 
-def _convert_sigterm() -> Callable[[], None]:
-    """Make SIGTERM raise SystemExit while a file is written; return the undo function.
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)  # 128 + n is the shell's convention
 
-    Only when SIGTERM would otherwise kill the process outright (its default action): an
-    ignored SIGTERM stays ignored and a handler someone installed stays in charge. Signal
-    handlers can only be set from the main thread.
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _SHIELD_DEPTH:
+        _PENDING.append(signum)
+    else:
+        _raise_for(signum)  # unwinds through atomic_output's cleanup
+
+
+def check_interrupt() -> None:
+    """Raise a Ctrl-C or SIGTERM that arrived inside a `shielded` section (writers call this
+    between chunks): KeyboardInterrupt or SystemExit(128 + n)."""
+    if _PENDING:
+        signum = _PENDING[0]
+        _PENDING.clear()
+        _raise_for(signum)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Defer SIGINT/SIGTERM to the next `check_interrupt` (and the end of the section).
+
+    For library code that cannot take an exception at any bytecode: a signal that lands inside
+    h5py's write surfaces in h5py's weakref cleanup callback, where CPython ignores exceptions,
+    so the run would go on to publish the file and exit 0.
+    """
+    global _SHIELD_DEPTH
+    _SHIELD_DEPTH += 1
+    try:
+        yield
+    finally:
+        _SHIELD_DEPTH -= 1
+    if not _SHIELD_DEPTH:
+        check_interrupt()
+
+
+def _catch_signals() -> Callable[[], None]:
+    """Route SIGINT and SIGTERM through `_on_signal` while a file is written; return the undo.
+
+    Only where they would otherwise stop the process (Python's KeyboardInterrupt handler for
+    SIGINT, the default action for SIGTERM): an ignored signal stays ignored and a handler
+    someone installed stays in charge. Signal handlers can only be set from the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         return _noop
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return _noop
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    _PENDING.clear()
+    ours = []
+    for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(signum) is default:
+            signal.signal(signum, _on_signal)
+            ours.append((signum, default))
 
     def restore() -> None:
-        # Put back the default only if nobody replaced our handler meanwhile.
-        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Put back the previous handler only if nobody replaced ours meanwhile.
+        for signum, default in ours:
+            if signal.getsignal(signum) is _on_signal:
+                signal.signal(signum, default)
 
     return restore
 

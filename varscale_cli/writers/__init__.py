@@ -23,6 +23,7 @@ from types import ModuleType
 import ml_dtypes
 import numpy as np
 
+from ..atomic import check_interrupt
 from ..errors import OutputError, SpecError, UnsupportedDtype
 
 FORMATS: tuple[str, ...] = ("safetensors", "npz", "hdf5")
@@ -210,6 +211,7 @@ def checked_chunks(item: WriteItem) -> Iterator[np.ndarray]:
     chunks = item.chunks()
     try:
         for arr in chunks:
+            check_interrupt()  # Ctrl-C / SIGTERM while writing, at a safe point
             if arr.dtype != item.dtype:
                 raise OutputError(
                     f"internal error: tensor '{item.name}' produced a {arr.dtype.name} chunk but "

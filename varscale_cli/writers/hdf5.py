@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 from h5py import h5s
 
+from ..atomic import shielded
 from . import BFLOAT16, HDF5_DTYPE_ATTR, WriteItem, checked_chunks
 
 LIBVER = ("earliest", "v108")
@@ -65,10 +66,18 @@ def planned_size(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> int
 def write(path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
     """Write one dataset per tensor, in item order, streaming chunks into hyperslabs.
 
+    The whole write is `shielded`: Ctrl-C and SIGTERM take effect between chunks, because one
+    landing inside an h5py call would be swallowed by h5py's cleanup callbacks.
+
     Raises:
         OutputError: A chunk iterator yields the wrong dtype or byte count.
         OSError: The file cannot be written (HDF5 failures included, see ``_hdf5_errors``).
     """
+    with shielded():
+        _write(path, items, metadata)
+
+
+def _write(path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
     with _hdf5_errors():
         f = h5py.File(path, "w", libver=LIBVER, track_order=False)
     done = False
