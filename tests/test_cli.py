@@ -8,12 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import ml_dtypes
-import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from loaders import load_any
 from safetensors.numpy import load_file
 
 from varscale_cli import __version__
@@ -31,36 +29,6 @@ def run(*args: str) -> tuple[int, str, str]:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_any(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a file through the real libraries (not varscale's readers)."""
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            manifest = json.loads(str(z["__varscale__"]))
-            out = {}
-            for name in z.files:
-                if name == "__varscale__":
-                    continue
-                arr = z[name]
-                if manifest["dtypes"].get(name) == "bfloat16":
-                    arr = arr.view(ml_dtypes.bfloat16)
-                out[name] = arr
-            return out
-    out = {}
-    with h5py.File(path, "r") as f:
-
-        def visit(name: str, obj: object) -> None:
-            if isinstance(obj, h5py.Dataset):
-                arr = obj[()]
-                if obj.attrs.get("dtype") == "bfloat16":
-                    arr = np.asarray(arr).view(ml_dtypes.bfloat16)
-                out[name] = np.asarray(arr)
-
-        f.visititems(visit)
-    return out
 
 
 def write_spec(tmp_path: Path, doc: dict, name: str = "spec.yaml") -> Path:
