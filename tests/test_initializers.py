@@ -393,9 +393,9 @@ def test_random_uniform_never_returns_maxval(
     # The bit patterns of the largest uniforms: (int32(u) >> 8) | 1 = 2^23 - 1, and
     # ((u >> 11) | 1) - 2^52 = 2^52 - 1 (see tests/test_sampling.py, extreme bits).
     monkeypatch.setattr(sampling, "raw_bits32",
-                        lambda key, start, n: np.full(n, 0x7FFFFFFF, np.uint32))
+                        lambda key, start, n, bg=None: np.full(n, 0x7FFFFFFF, np.uint32))
     monkeypatch.setattr(sampling, "raw_words",
-                        lambda key, start, n: np.full(n, 2**64 - 1, np.uint64))
+                        lambda key, start, n, bg=None: np.full(n, 2**64 - 1, np.uint64))
     w = I.RandomUniform(minval, maxval, seed=0)((4,), dtype=dtype)
     assert w.astype(np.float64).max() < maxval
 

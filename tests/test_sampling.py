@@ -424,8 +424,8 @@ def test_extreme_bits_stay_within_the_bound(
 ) -> None:
     """Feed the transforms the bit patterns that give the largest |uniform| (no random sample
     reaches them reliably), through the real fill path including the rounding to the dtype."""
-    monkeypatch.setattr(sampling, "raw_bits32", lambda key, start, n: np.resize(EXTREME32, n))
-    monkeypatch.setattr(sampling, "raw_words", lambda key, start, n: np.resize(EXTREME64, n))
+    monkeypatch.setattr(sampling, "raw_bits32", lambda key, start, n, bg=None: np.resize(EXTREME32, n))
+    monkeypatch.setattr(sampling, "raw_words", lambda key, start, n, bg=None: np.resize(EXTREME64, n))
     for sigma in SIGMAS:
         dist = Distribution(kind, sigma)
         out = np.empty(12, sampling.numpy_dtype(dtype))
@@ -749,3 +749,15 @@ def test_vectorised_erf_matches_math_erf() -> None:
     ref = np.array([math.erf(v) for v in x])
     assert np.max(np.abs(erf(x) - ref)) <= 1.5e-7
     assert erf(np.array([0.0]))[0] == 0.0
+
+
+@pytest.mark.parametrize("first_word", [0, 1, 3, 4, 4 * 2**40 + 3, 2**66 + 1])
+def test_reused_philox_gives_the_same_words_as_a_fresh_one(first_word: int) -> None:
+    """raw_words repositions a reused Philox by setting its state (no per-block construction);
+    the words must equal those of a freshly constructed generator, far counters included."""
+    key = sampling.stream_key(7, "reuse")
+    fresh = sampling.raw_words(key, first_word, 11)
+    reused = np.random.Philox()
+    reused.random_raw(5)  # a stale position and buffer must not leak into the next range
+    assert np.array_equal(sampling.raw_words(key, first_word, 11, reused), fresh)
+    assert np.array_equal(sampling.raw_words(key, first_word, 11, reused), fresh)

@@ -196,21 +196,15 @@ def generate(
         if shard_index is not None or dask_address is not None:
             raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
         from . import writers
-        from .atomic import atomic_output
 
         fmt = writers.format_for(output, fmt)
-        prov = gen.provenance(spec, seed, tensors)
-        metadata = gen.file_metadata(prov)
+        metadata = gen.file_metadata(gen.provenance(spec, seed, tensors))
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
-        with gen.ChunkEngine(n_workers) as engine, _progress(
-            quiet, len(tensors), total
-        ) as advance:
-            items = gen.write_items(tensors, engine, advance)
-            writers.check_items(fmt, items)
-            planned = writers.planned_size(fmt, items, metadata)
-            with atomic_output(output, force=force, planned_bytes=planned) as tmp:
-                writers.write(fmt, tmp, items, metadata)
+        with _progress(quiet, len(tensors), total) as advance:
+            gen.write_file(
+                tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance
+            )
         seconds = time.perf_counter() - started
         if not quiet:
             params = sum(t.count for t in tensors)

@@ -16,7 +16,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -138,12 +139,18 @@ class ChunkJob:
     count: int
 
 
-def chunk_jobs(t: ResolvedTensor, chunk_elems: int = CHUNK_ELEMS) -> Iterator[ChunkJob]:
-    """Split a tensor's region into jobs of at most ``chunk_elems`` elements, in C order."""
-    p = t.plan
+def region_jobs(
+    sampler: sampling.TensorSampler,
+    full_shape: Sequence[int],
+    offset: Sequence[int],
+    shape: Sequence[int],
+    chunk_elems: int = CHUNK_ELEMS,
+) -> Iterator[ChunkJob]:
+    """Split the region ``full[offset : offset + shape]`` into jobs of at most
+    ``chunk_elems`` elements, in C order."""
     pieces: list[tuple[int, int]] = []
     filled = 0
-    for start, length in sampling.region_runs(p.full_shape, p.offset, p.shape):
+    for start, length in sampling.region_runs(full_shape, offset, shape):
         pos = 0
         while pos < length:
             take = min(length - pos, chunk_elems - filled)
@@ -151,10 +158,16 @@ def chunk_jobs(t: ResolvedTensor, chunk_elems: int = CHUNK_ELEMS) -> Iterator[Ch
             filled += take
             pos += take
             if filled == chunk_elems:
-                yield ChunkJob(t.sampler, tuple(pieces), filled)
+                yield ChunkJob(sampler, tuple(pieces), filled)
                 pieces, filled = [], 0
     if filled:
-        yield ChunkJob(t.sampler, tuple(pieces), filled)
+        yield ChunkJob(sampler, tuple(pieces), filled)
+
+
+def chunk_jobs(t: ResolvedTensor, chunk_elems: int = CHUNK_ELEMS) -> Iterator[ChunkJob]:
+    """A resolved tensor's jobs (its partition region of its stream's full tensor)."""
+    p = t.plan
+    return region_jobs(t.sampler, p.full_shape, p.offset, p.shape, chunk_elems)
 
 
 class ChunkEngine:
@@ -265,12 +278,27 @@ def write_items(
     ]
 
 
-@dataclass
-class Summary:
-    """What a run produced, for the closing line and the JSON report."""
+def write_file(
+    tensors: Sequence[ResolvedTensor],
+    metadata: dict[str, str],
+    path: Path,
+    fmt: str,
+    *,
+    force: bool,
+    workers: int,
+    on_chunk: Callable[[ResolvedTensor, int], None] | None = None,
+) -> None:
+    """Sample ``tensors`` on ``workers`` threads and write them atomically to ``path``.
 
-    tensors: int = 0
-    parameters: int = 0
-    nbytes: int = 0
-    seconds: float = 0.0
-    files: list[str] = field(default_factory=list)
+    Every check that can fail without sampling (dtypes the format cannot hold, names, an
+    existing output, the folder, free space) runs before the first value is drawn.
+    """
+    from . import writers
+    from .atomic import atomic_output
+
+    with ChunkEngine(workers) as engine:
+        items = write_items(tensors, engine, on_chunk)
+        writers.check_items(fmt, items)
+        planned = writers.planned_size(fmt, items, metadata)
+        with atomic_output(path, force=force, planned_bytes=planned) as tmp:
+            writers.write(fmt, tmp, items, metadata)

@@ -152,23 +152,49 @@ def stream_key(seed: int, stream: str) -> tuple[int, int]:
     return int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little")
 
 
-def raw_words(key: tuple[int, int], first_word: int, count: int) -> np.ndarray:
+def raw_words(
+    key: tuple[int, int], first_word: int, count: int, bg: np.random.Philox | None = None
+) -> np.ndarray:
     """64-bit words ``first_word .. first_word + count`` of the key's counter stream.
 
     numpy's Philox with counter ``b`` yields words ``4b .. 4b + 3`` of the stream, so a range
-    starts at counter ``first_word // 4`` and drops the words before it.
+    starts at counter ``first_word // 4`` and drops the words before it. ``bg``, a Philox to
+    reuse, is repositioned by setting its state: constructing one per block cost 22 us and a
+    getrandom() syscall (numpy seeds it from OS entropy even when a key is given), 3.7 us this way.
     """
     block, skip = divmod(first_word, 4)
-    bg = np.random.Philox(key=np.array(key, dtype=np.uint64), counter=block)
+    key_arr = np.array(key, dtype=np.uint64)
+    if bg is None:
+        bg = np.random.Philox(key=key_arr, counter=block)
+    else:
+        bg.state = {
+            "bit_generator": "Philox",
+            "state": {
+                "counter": np.array(
+                    [block & _U64, (block >> 64) & _U64, (block >> 128) & _U64, block >> 192],
+                    dtype=np.uint64,
+                ),
+                "key": key_arr,
+            },
+            "buffer": np.zeros(4, dtype=np.uint64),
+            "buffer_pos": 4,  # empty buffer: the next draw computes counter `block`
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
     words = bg.random_raw(count + skip)
     return words[skip:] if skip else words
 
 
-def raw_bits32(key: tuple[int, int], start: int, count: int) -> np.ndarray:
+_U64 = (1 << 64) - 1
+
+
+def raw_bits32(
+    key: tuple[int, int], start: int, count: int, bg: np.random.Philox | None = None
+) -> np.ndarray:
     """32-bit values ``start .. start + count``: value ``i`` is the low (even ``i``) or high
     (odd ``i``) half of 64-bit word ``i // 2``, independent of the host's byte order."""
     first = start // 2
-    words = raw_words(key, first, (start + count + 1) // 2 - first)
+    words = raw_words(key, first, (start + count + 1) // 2 - first, bg)
     if sys.byteorder != "little":
         words = words.byteswap()
     halves = words.view("<u4")
@@ -209,12 +235,14 @@ class _Scratch:
         self.i = np.empty(n, np.int32)
         self.j = np.empty(n, np.int64)
         self.mask = np.empty(n, bool)
+        self.philox = np.random.Philox()  # repositioned per block (see raw_words)
 
     def views(self, n: int) -> _Scratch:
         if n == self.n:
             return self
         v = object.__new__(_Scratch)
         v.n = n
+        v.philox = self.philox
         for name in (*self.F32, *self.F64, "i", "j", "mask"):
             setattr(v, name, getattr(self, name)[:n])
         return v
@@ -384,10 +412,10 @@ class TensorSampler:
     def _block(self, start: int, out: np.ndarray, s: _Scratch) -> None:
         n = out.shape[0]
         if self.wide:
-            bits = raw_words(self._key, start, n)  # type: ignore[attr-defined]
+            bits = raw_words(self._key, start, n, s.philox)  # type: ignore[attr-defined]
             self._transform_f64(bits, s, out)
         else:
-            bits = raw_bits32(self._key, start, n)  # type: ignore[attr-defined]
+            bits = raw_bits32(self._key, start, n, s.philox)  # type: ignore[attr-defined]
             dst = out if out.dtype == np.float32 else s.res
             self._transform_f32(bits, s, dst)
             if dst is not out:

@@ -131,8 +131,6 @@ def write_shard(
 ) -> Path:
     """Write shard ``shard`` of ``plan`` atomically into ``out_dir``; return its path."""
     from . import generate as gen
-    from . import writers
-    from .atomic import atomic_output
 
     if not 0 <= shard < plan.count:
         raise SpecError(f"--shard-index {shard} is out of range: the plan has {plan.count} shards (0..{plan.count - 1})")
@@ -140,14 +138,11 @@ def write_shard(
     shard_prov = dict(prov)
     shard_prov["tensors"] = {t.name: prov["tensors"][t.name] for t in chosen}
     shard_prov["shard"] = {"index": shard, "count": plan.count}
-    metadata = gen.file_metadata(shard_prov)
     path = out_dir / plan.filename(shard)
-    with gen.ChunkEngine(workers) as engine:
-        items = gen.write_items(chosen, engine, on_chunk)
-        writers.check_items("safetensors", items)
-        planned = writers.planned_size("safetensors", items, metadata)
-        with atomic_output(path, force=force, planned_bytes=planned) as tmp:
-            writers.write("safetensors", tmp, items, metadata)
+    gen.write_file(
+        chosen, gen.file_metadata(shard_prov), path, "safetensors",
+        force=force, workers=workers, on_chunk=on_chunk,
+    )
     return path
 
 

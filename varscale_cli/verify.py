@@ -20,7 +20,7 @@ from . import sampling
 from .distributions import Distribution
 from .errors import ReadError, VarscaleError
 from .fans import compute_fans
-from .generate import ChunkEngine, ChunkJob, ResolvedTensor, chunk_jobs
+from .generate import ChunkEngine, ResolvedTensor, chunk_jobs, region_jobs
 from .initializers import deserialize
 
 
@@ -116,31 +116,13 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
             )
         out[name] = Expected(
             name, shape, rec["dtype"],
-            lambda n, s=sampler, fs=full_shape, o=offset, sh=shape: _jobs(s, fs, o, sh, n),
+            lambda n, s=sampler, fs=full_shape, o=offset, sh=shape: region_jobs(s, fs, o, sh, n),
         )
     return out
 
 
 def _same_distribution(a: Distribution, b: Distribution) -> bool:
     return a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc and a.cut == b.cut
-
-
-def _jobs(
-    sampler: sampling.TensorSampler, full_shape: tuple, offset: tuple, shape: tuple, chunk: int
-) -> Iterator[ChunkJob]:
-    pieces: list[tuple[int, int]] = []
-    filled = 0
-    for start, length in sampling.region_runs(full_shape, offset, shape):
-        pos = 0
-        while pos < length:
-            take = min(length - pos, chunk - filled)
-            pieces.append((start + pos, take))
-            filled, pos = filled + take, pos + take
-            if filled == chunk:
-                yield ChunkJob(sampler, tuple(pieces), filled)
-                pieces, filled = [], 0
-    if filled:
-        yield ChunkJob(sampler, tuple(pieces), filled)
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:
