@@ -80,3 +80,25 @@ def test_extension_is_built_in_ci() -> None:
 
     if os.environ.get("CI"):
         from varscale_cli._native import vskernels  # noqa: F401
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 4097, 100_003])
+@pytest.mark.parametrize("special", [None, np.nan, np.inf, -np.inf])
+def test_compiled_moments_match_numpy(kernels: object, n: int, special: float | None) -> None:
+    """vs_moments_f32 (varscale stats) against float64 numpy on the finite values."""
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    if n:
+        x[n // 2] = 0.0
+    if special is not None and n:
+        x[n // 3] = special
+    r = kernels.moments_f32(x, -1.0, 1.5)  # type: ignore[attr-defined]
+    fin = x[np.isfinite(x)].astype(np.float64)
+    assert r[0] == fin.size
+    assert r[8] == np.isnan(x).sum() and r[9] == np.isinf(x).sum()
+    if fin.size:
+        d = fin - fin.mean()
+        assert r[1] == pytest.approx(fin.mean(), abs=1e-12)
+        for k, got in ((2, r[2]), (3, r[3]), (4, r[4])):
+            assert got == pytest.approx((d**k).sum(), rel=1e-9, abs=1e-9)
+        assert (r[5], r[6]) == (fin.min(), fin.max())
+        assert (r[7], r[10], r[11]) == ((fin == 0).sum(), (fin < -1.0).sum(), (fin > 1.5).sum())

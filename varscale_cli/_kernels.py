@@ -26,7 +26,9 @@ _F = ctypes.c_float
 _lib.vs_uniform_f32.argtypes = (_P, _P, _I64, _F)
 _lib.vs_truncnormal_f32.argtypes = (_P, _P, _I64, _F, _F, _F, _F, _P, _P)
 _lib.vs_normal_f32.argtypes = (_P, _P, _I64, _F, _F, _F, _P, _P, _P)
-for _fn in (_lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32):
+_D = ctypes.c_double
+_lib.vs_moments_f32.argtypes = (_P, _I64, _D, _D, _P)
+for _fn in (_lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32):
     _fn.restype = None
 
 # The very float32 values the numpy path uses, handed over as arrays (kept alive here).
@@ -59,3 +61,11 @@ def normal_f32(
         _lib.vs_normal_f32(
             _ptr(bits), _ptr(out), out.shape[0], xscale, outscale, _LN2, _ptr(_AT), _ptr(_CE), _ptr(_TA)
         )
+
+
+def moments_f32(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Finite-value moments and counts of a float32 chunk, in one C pass pair:
+    ``[n_finite, mean, m2, m3, m4, min, max, zeros, nans, infs, below, above]``."""
+    out = np.empty(12, dtype=np.float64)
+    _lib.vs_moments_f32(_ptr(x), x.shape[0], lo, hi, _ptr(out))
+    return out

@@ -33,6 +33,7 @@ import numpy as np
 from .distributions import KINDS, Distribution, truncated_moments
 from .errors import ReadError, SpecError
 from .readers import LOGICAL_DTYPES, TensorInfo, WeightFile, loads_strict
+from .sampling import compiled_kernels
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -430,16 +431,33 @@ def summarize(
     positions = _subsample_positions(count or 0, sample_size)
     picked: list[np.ndarray] = []
     seen = 0
+    kernels = compiled_kernels()
     for chunk in chunks:
-        with np.errstate(all="ignore"):
-            x = np.asarray(chunk).reshape(-1).astype(np.float64)
-        start, seen = seen, seen + x.size
+        raw = np.asarray(chunk).reshape(-1)
+        start, seen = seen, seen + raw.size
         if positions.size:
             i0, i1 = np.searchsorted(positions, (start, seen))
             if i1 > i0:
-                picked.append(x[positions[i0:i1] - start])
-        if x.size == 0:
+                picked.append(raw[positions[i0:i1] - start].astype(np.float64))
+        if raw.size == 0:
             continue
+        if kernels is not None and (raw.dtype in (np.float32, np.float16) or raw.dtype.name in LOGICAL_DTYPES):
+            # float32, float16, bfloat16, float8: exact in float32, one fused C pass pair.
+            r = kernels.moments_f32(np.ascontiguousarray(raw, dtype=np.float32), lo, hi)
+            n_fin = int(r[0])
+            s.count += raw.size
+            s.nans += int(r[8])
+            s.infs += int(r[9])
+            if n_fin:
+                s.zeros += int(r[7])
+                s.below += int(r[10])
+                s.above += int(r[11])
+                s.min = min(s.min, float(r[5]))
+                s.max = max(s.max, float(r[6]))
+                s.merge(n_fin, float(r[1]), float(r[2]), float(r[3]), float(r[4]))
+            continue
+        with np.errstate(all="ignore"):
+            x = raw.astype(np.float64)
         total = float(x.sum())
         if math.isfinite(total):  # a finite sum means every value is finite: skip the mask
             fin = x

@@ -98,6 +98,102 @@ void vs_normal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
     }
 }
 
+/* Statistics of a float32 chunk for varscale stats (not bit-reproducibility: this is
+ * measurement, and summation order only moves the last bits). Finite values only go into the
+ * moments; out = {n_finite, mean, m2, m3, m4, min, max, zeros, nans, infs, below, above},
+ * m_k = sum (x - mean)^k. Sums run in double over blocks of 4096 values folded into a
+ * running total, which keeps the rounding error near that of pairwise summation. */
+#define VS_LANES 8
+
+/* The general case: any value may be NaN or infinite (counted, kept out of the moments). */
+static void vs_moments_any(const float *restrict x, int64_t n, double lo, double hi, double *restrict out) {
+    int64_t nfin = 0, zeros = 0, nans = 0, infs = 0, below = 0, above = 0;
+    double total = 0.0, mn = __builtin_inf(), mx = -__builtin_inf();
+    for (int64_t i = 0; i < n; i++) {
+        double v = (double)x[i];
+        if (v != v) { nans++; continue; }
+        if (v == __builtin_inf() || v == -__builtin_inf()) { infs++; continue; }
+        nfin++;
+        total += v;
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+        zeros += (v == 0.0);
+        below += (v < lo);
+        above += (v > hi);
+    }
+    double mean = nfin ? total / (double)nfin : 0.0, m2 = 0.0, m3 = 0.0, m4 = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = (double)x[i];
+        if (!(v - v == 0.0)) continue; /* NaN or infinity */
+        double d = v - mean, d2 = d * d;
+        m2 += d2;
+        m3 += d2 * d;
+        m4 += d2 * d2;
+    }
+    out[0] = (double)nfin; out[1] = mean; out[2] = m2; out[3] = m3; out[4] = m4;
+    out[5] = mn; out[6] = mx; out[7] = (double)zeros; out[8] = (double)nans;
+    out[9] = (double)infs; out[10] = (double)below; out[11] = (double)above;
+}
+
+/* The usual case, all values finite: VS_LANES independent accumulators per quantity, so the
+ * loops vectorise without -ffast-math (which would let the compiler reorder sums itself).
+ * A non-finite sum reveals a NaN or infinity; then the general version runs instead. */
+void vs_moments_f32(const float *restrict x, int64_t n, double lo, double hi, double *restrict out) {
+    double sum[VS_LANES] = {0}, mn[VS_LANES], mx[VS_LANES];
+    int64_t zeros[VS_LANES] = {0}, below[VS_LANES] = {0}, above[VS_LANES] = {0};
+    for (int k = 0; k < VS_LANES; k++) { mn[k] = __builtin_inf(); mx[k] = -__builtin_inf(); }
+    int64_t body = n - n % VS_LANES;
+    for (int64_t i = 0; i < body; i += VS_LANES) {
+        for (int k = 0; k < VS_LANES; k++) {
+            double v = (double)x[i + k];
+            sum[k] += v;
+            mn[k] = v < mn[k] ? v : mn[k];
+            mx[k] = v > mx[k] ? v : mx[k];
+            zeros[k] += (v == 0.0);
+            below[k] += (v < lo);
+            above[k] += (v > hi);
+        }
+    }
+    double total = 0.0, lo_v = __builtin_inf(), hi_v = -__builtin_inf();
+    int64_t nz = 0, nb = 0, na = 0;
+    for (int k = 0; k < VS_LANES; k++) {
+        total += sum[k];
+        lo_v = mn[k] < lo_v ? mn[k] : lo_v;
+        hi_v = mx[k] > hi_v ? mx[k] : hi_v;
+        nz += zeros[k]; nb += below[k]; na += above[k];
+    }
+    for (int64_t i = body; i < n; i++) {
+        double v = (double)x[i];
+        total += v;
+        lo_v = v < lo_v ? v : lo_v;
+        hi_v = v > hi_v ? v : hi_v;
+        nz += (v == 0.0); nb += (v < lo); na += (v > hi);
+    }
+    if (!(total - total == 0.0)) { /* a NaN or an infinity somewhere */
+        vs_moments_any(x, n, lo, hi, out);
+        return;
+    }
+    double mean = n ? total / (double)n : 0.0;
+    double s2[VS_LANES] = {0}, s3[VS_LANES] = {0}, s4[VS_LANES] = {0};
+    for (int64_t i = 0; i < body; i += VS_LANES) {
+        for (int k = 0; k < VS_LANES; k++) {
+            double d = (double)x[i + k] - mean, d2 = d * d;
+            s2[k] += d2;
+            s3[k] += d2 * d;
+            s4[k] += d2 * d2;
+        }
+    }
+    double m2 = 0.0, m3 = 0.0, m4 = 0.0;
+    for (int k = 0; k < VS_LANES; k++) { m2 += s2[k]; m3 += s3[k]; m4 += s4[k]; }
+    for (int64_t i = body; i < n; i++) {
+        double d = (double)x[i] - mean, d2 = d * d;
+        m2 += d2; m3 += d2 * d; m4 += d2 * d2;
+    }
+    out[0] = (double)n; out[1] = mean; out[2] = m2; out[3] = m3; out[4] = m4;
+    out[5] = lo_v; out[6] = hi_v; out[7] = (double)nz; out[8] = 0.0;
+    out[9] = 0.0; out[10] = (double)nb; out[11] = (double)na;
+}
+
 static struct PyModuleDef vskernels_module = {
     PyModuleDef_HEAD_INIT, "vskernels",
     "varscale's compiled float32 transforms (C functions called through ctypes).", -1, NULL,
