@@ -191,3 +191,11 @@ def test_python_dash_m_runs_the_cli() -> None:
         [sys.executable, "-m", "varscale_cli", "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_no_fsync_writes_the_same_bytes(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, SMALL)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert run("generate", str(spec), "-o", str(a), "-q")[0] == 0
+    assert run("generate", str(spec), "-o", str(b), "-q", "--no-fsync")[0] == 0
+    assert sha(a) == sha(b)

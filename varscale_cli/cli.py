@@ -147,6 +147,7 @@ def cli() -> None:
 @click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
 @click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
 @click.option("--dask", "dask_address", metavar="SCHEDULER", help="Run the shards as tasks on this Dask scheduler (shared storage).")
+@click.option("--no-fsync", is_flag=True, help="Skip the final fsync: still atomic for other processes, not durable across a power loss.")
 def generate(
     spec_path: Path,
     output: Path | None,
@@ -162,6 +163,7 @@ def generate(
     num_shards: int | None,
     shard_index: int | None,
     dask_address: str | None,
+    no_fsync: bool,
 ) -> None:
     """Sample every tensor of SPEC and write a weight file (or a sharded folder).
 
@@ -191,6 +193,7 @@ def generate(
             _generate_sharded(
                 spec, spec_path, tensors, seed, output, fmt, force, quiet, n_workers,
                 max_shard_size, num_shards, shard_index, dask_address, no_check, report_path,
+                not no_fsync,
             )
             return
         if shard_index is not None or dask_address is not None:
@@ -203,7 +206,8 @@ def generate(
         started = time.perf_counter()
         with _progress(quiet, len(tensors), total) as advance:
             gen.write_file(
-                tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance
+                tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance,
+                fsync=not no_fsync,
             )
         seconds = time.perf_counter() - started
         if not quiet:
@@ -220,6 +224,7 @@ def _generate_sharded(
     spec: Any, spec_path: Path, tensors: list, seed: int, output: Path, fmt: str | None,
     force: bool, quiet: bool, workers: int, max_shard_size: str | None, num_shards: int | None,
     shard_index: int | None, dask_address: str | None, no_check: bool, report_path: Path | None,
+    fsync: bool,
 ) -> None:
     from . import generate as gen
     from . import shards
@@ -249,6 +254,7 @@ def _generate_sharded(
             for i in indices:
                 written.append(str(shards.write_shard(
                     tensors, prov, plan, i, output, force=force, workers=workers, on_chunk=advance,
+                    fsync=fsync,
                 )))
         shards.write_index(plan, tensors, output)
     seconds = time.perf_counter() - started

@@ -287,8 +287,10 @@ def write_file(
     force: bool,
     workers: int,
     on_chunk: Callable[[ResolvedTensor, int], None] | None = None,
+    fsync: bool = True,
 ) -> None:
-    """Sample ``tensors`` on ``workers`` threads and write them atomically to ``path``.
+    """Sample ``tensors`` on ``workers`` threads and write them atomically to ``path``
+    (``fsync=False``: atomic for other processes, not durable across a power loss).
 
     Every check that can fail without sampling (dtypes the format cannot hold, names, an
     existing output, the folder, free space) runs before the first value is drawn.
@@ -300,5 +302,5 @@ def write_file(
         items = write_items(tensors, engine, on_chunk)
         writers.check_items(fmt, items)
         planned = writers.planned_size(fmt, items, metadata)
-        with atomic_output(path, force=force, planned_bytes=planned) as tmp:
+        with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
             writers.write(fmt, tmp, items, metadata)

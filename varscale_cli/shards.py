@@ -128,6 +128,7 @@ def write_shard(
     force: bool,
     workers: int,
     on_chunk: Callable[[Any, int], None] | None = None,
+    fsync: bool = True,
 ) -> Path:
     """Write shard ``shard`` of ``plan`` atomically into ``out_dir``; return its path."""
     from . import generate as gen
@@ -141,7 +142,7 @@ def write_shard(
     path = out_dir / plan.filename(shard)
     gen.write_file(
         chosen, gen.file_metadata(shard_prov), path, "safetensors",
-        force=force, workers=workers, on_chunk=on_chunk,
+        force=force, workers=workers, on_chunk=on_chunk, fsync=fsync,
     )
     return path
 
