@@ -17,8 +17,18 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Wider vectors where the CPU has them, chosen at load time (GCC function multiversioning):
+ * the same IEEE operations give the same results at any vector width, and -ffp-contract=off
+ * keeps FMA units from fusing anything. A build on a CPU or compiler without it falls back
+ * to the baseline instruction set. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VS_CLONES
+#endif
+
 /* out[i] = ((bits[i] >> 8) | 1) * scale: sampling._symmetric_f32. */
-void vs_uniform_f32(const int32_t *restrict bits, float *restrict out, int64_t n, float scale) {
+VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) {
         int32_t k = (bits[i] >> 8) | 1;
         out[i] = (float)k * scale;
@@ -59,7 +69,7 @@ void vs_uniform_f32(const int32_t *restrict bits, float *restrict out, int64_t n
     c = c * w + ce[8];
 
 /* Truncated normal: x uniform on (-erf(sqrt 2), erf(sqrt 2)), central branch only, clip. */
-void vs_truncnormal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
+VS_CLONES void vs_truncnormal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
                         float xscale, float outscale, float bound, float ln2,
                         const float *restrict at, const float *restrict ce) {
     for (int64_t i = 0; i < n; i++) {
@@ -73,7 +83,7 @@ void vs_truncnormal_f32(const int32_t *restrict bits, float *restrict out, int64
 }
 
 /* Untruncated normal: the tail polynomial in sqrt(w) where w >= 5 (selected, branch-free). */
-void vs_normal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
+VS_CLONES void vs_normal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
                    float xscale, float outscale, float ln2, const float *restrict at,
                    const float *restrict ce, const float *restrict ta) {
     for (int64_t i = 0; i < n; i++) {
@@ -138,7 +148,7 @@ static void vs_moments_any(const float *restrict x, int64_t n, double lo, double
 /* The usual case, all values finite: VS_LANES independent accumulators per quantity, so the
  * loops vectorise without -ffast-math (which would let the compiler reorder sums itself).
  * A non-finite sum reveals a NaN or infinity; then the general version runs instead. */
-void vs_moments_f32(const float *restrict x, int64_t n, double lo, double hi, double *restrict out) {
+VS_CLONES void vs_moments_f32(const float *restrict x, int64_t n, double lo, double hi, double *restrict out) {
     double sum[VS_LANES] = {0}, mn[VS_LANES], mx[VS_LANES];
     int64_t zeros[VS_LANES] = {0}, below[VS_LANES] = {0}, above[VS_LANES] = {0};
     for (int k = 0; k < VS_LANES; k++) { mn[k] = __builtin_inf(); mx[k] = -__builtin_inf(); }
