@@ -382,7 +382,6 @@ def stats_cmd(
 
 def _targets(wf: Any, spec_path: Path | None, init_name: str | None, layout: str) -> dict:
     from . import stats
-    from .fans import compute_fans
     from .initializers import get
 
     tensors = wf.tensors()
@@ -411,17 +410,10 @@ def _targets(wf: Any, spec_path: Path | None, init_name: str | None, layout: str
             init = get(init_name)
         except ValueError as e:
             raise SpecError(f"--init: {e}") from None
-        out = {}
-        for info in tensors:
-            fi, fo = compute_fans(info.shape, layout)
-            out[info.name] = stats.Target(
-                distribution=init.distribution(fi, fo),
-                target_std=init.target_std(fi, fo),
-                fan_in=fi,
-                fan_out=fo,
-                dtype=info.dtype,
-            )
-        return out
+        return {
+            info.name: stats.target_for(init, info.shape, info.dtype, layout=layout)
+            for info in tensors
+        }
     return stats.targets_from_provenance(wf.metadata) or {}
 
 
