@@ -498,7 +498,8 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
 
     with _errors():
         with open_weights(path) as wf:
-            triples = [(i.name, tuple(i.shape), _dtype_name(i.dtype)) for i in wf.tensors()]
+            # Readers give logical dtypes: bfloat16 is named bfloat16, never void16.
+            triples = [(i.name, tuple(i.shape), i.dtype.name) for i in wf.tensors()]
         try:
             doc, skipped = spec_from_tensors(triples, layout=layout, seed=seed)
         except ValueError as e:
@@ -507,11 +508,6 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
         for name, dtype in skipped.items():
             header += f"# left out: {name} ({dtype}; varscale produces floats only)\n"
         click.echo(header + dump_spec(doc), nl=False)
-
-
-def _dtype_name(dtype: Any) -> str:
-    name = getattr(dtype, "name", str(dtype))
-    return "bfloat16" if name in ("bfloat16", "void16") else name
 
 
 # --- small commands ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 from . import __version__, sampling
 from .distributions import Distribution
 from .fans import compute_fans
+from .sampling import ChunkJob, region_jobs
 from .spec import Spec, TensorPlan
 from .writers import WriteItem
 
@@ -130,40 +131,6 @@ def file_metadata(prov: dict[str, Any]) -> dict[str, str]:
 # --- chunk jobs ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChunkJob:
-    """One writer chunk: the pieces (flat start in the full tensor, length) to sample into it."""
-
-    sampler: sampling.TensorSampler
-    pieces: tuple[tuple[int, int], ...]
-    count: int
-
-
-def region_jobs(
-    sampler: sampling.TensorSampler,
-    full_shape: Sequence[int],
-    offset: Sequence[int],
-    shape: Sequence[int],
-    chunk_elems: int = CHUNK_ELEMS,
-) -> Iterator[ChunkJob]:
-    """Split the region ``full[offset : offset + shape]`` into jobs of at most
-    ``chunk_elems`` elements, in C order."""
-    pieces: list[tuple[int, int]] = []
-    filled = 0
-    for start, length in sampling.region_runs(full_shape, offset, shape):
-        pos = 0
-        while pos < length:
-            take = min(length - pos, chunk_elems - filled)
-            pieces.append((start + pos, take))
-            filled += take
-            pos += take
-            if filled == chunk_elems:
-                yield ChunkJob(sampler, tuple(pieces), filled)
-                pieces, filled = [], 0
-    if filled:
-        yield ChunkJob(sampler, tuple(pieces), filled)
-
-
 def chunk_jobs(t: ResolvedTensor, chunk_elems: int = CHUNK_ELEMS) -> Iterator[ChunkJob]:
     """A resolved tensor's jobs (its partition region of its stream's full tensor)."""
     p = t.plan
@@ -216,10 +183,7 @@ class ChunkEngine:
         if scratch is None:
             scratch = self._local.scratch = sampling._Scratch(sampling.BLOCK)
         buf = self._buffer(job.sampler.dtype)
-        pos = 0
-        for start, length in job.pieces:
-            job.sampler.fill(start, buf[pos : pos + length], scratch)
-            pos += length
+        job.fill(buf, scratch)
         return buf
 
     def run(self, jobs: Iterator[ChunkJob]) -> Iterator[np.ndarray]:

@@ -224,7 +224,7 @@ class _Scratch:
     """
 
     F32 = ("x", "y", "t", "w", "m", "res")
-    F64 = ("q", "v")
+    F64 = ("q",)
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -511,6 +511,48 @@ def region_runs(
         yield base + offset[k - 1] * strides[k - 1], run
 
 
+@dataclass(frozen=True)
+class ChunkJob:
+    """One output chunk: the pieces (flat start in the full tensor, length) it is made of."""
+
+    sampler: TensorSampler
+    pieces: tuple[tuple[int, int], ...]
+    count: int
+
+    def fill(self, out: np.ndarray, scratch: _Scratch) -> np.ndarray:
+        """Sample the pieces, one after the other, into ``out[:count]``; return that view."""
+        pos = 0
+        for start, length in self.pieces:
+            self.sampler.fill(start, out[pos : pos + length], scratch)
+            pos += length
+        return out[: self.count]
+
+
+def region_jobs(
+    sampler: TensorSampler,
+    full_shape: Sequence[int],
+    offset: Sequence[int],
+    shape: Sequence[int],
+    chunk_elems: int = 1 << 20,
+) -> Iterator[ChunkJob]:
+    """Split the region ``full[offset : offset + shape]`` into jobs of at most
+    ``chunk_elems`` elements, in C order."""
+    pieces: list[tuple[int, int]] = []
+    filled = 0
+    for start, length in region_runs(full_shape, offset, shape):
+        pos = 0
+        while pos < length:
+            take = min(length - pos, chunk_elems - filled)
+            pieces.append((start + pos, take))
+            filled += take
+            pos += take
+            if filled == chunk_elems:
+                yield ChunkJob(sampler, tuple(pieces), filled)
+                pieces, filled = [], 0
+    if filled:
+        yield ChunkJob(sampler, tuple(pieces), filled)
+
+
 def iter_region(
     sampler: TensorSampler,
     full_shape: Sequence[int],
@@ -528,19 +570,8 @@ def iter_region(
         return
     out = np.empty(min(total, chunk_elems), dtype=numpy_dtype(sampler.dtype))
     scratch = _Scratch(min(BLOCK, out.shape[0]))
-    filled = 0
-    for base, run in region_runs(full_shape, offset, shape):
-        pos = 0
-        while pos < run:
-            take = min(run - pos, out.shape[0] - filled)
-            sampler.fill(base + pos, out[filled : filled + take], scratch)
-            filled += take
-            pos += take
-            if filled == out.shape[0]:
-                yield out
-                filled = 0
-    if filled:
-        yield out[:filled]
+    for job in region_jobs(sampler, full_shape, offset, shape, out.shape[0]):
+        yield job.fill(out, scratch)
 
 
 def sample(

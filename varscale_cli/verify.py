@@ -20,8 +20,9 @@ from . import sampling
 from .distributions import Distribution
 from .errors import ReadError, VarscaleError
 from .fans import compute_fans
-from .generate import ChunkEngine, ResolvedTensor, chunk_jobs, region_jobs
+from .generate import ChunkEngine, ResolvedTensor, chunk_jobs
 from .initializers import deserialize
+from .sampling import region_jobs
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def verify(wf: Any, expected: dict[str, Expected], workers: int) -> VerifyReport
             if info is None:
                 continue
             report.checked.append(name)
-            stored = info.dtype.name if info.dtype.name != "void16" else "bfloat16"
+            stored = info.dtype.name  # readers give logical dtypes (bfloat16, not void16)
             if tuple(info.shape) != exp.shape or stored != exp.dtype:
                 report.first = {
                     "tensor": name, "index": 0, "position": None,
