@@ -29,6 +29,7 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check varscale_cli tests bench
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/run.py
