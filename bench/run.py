@@ -37,7 +37,7 @@ BIN = Path(sys.executable).parent
 
 def kernel_bench(n: int = 1 << 24, reps: int = 7) -> list[dict]:
     from varscale_cli import sampling
-    from varscale_cli.distributions import Distribution
+    from varscale_cli.core.distributions import Distribution
 
     out = np.empty(n, np.float32)
     scratch = sampling._Scratch(sampling.BLOCK)

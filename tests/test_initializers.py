@@ -22,8 +22,8 @@ import pytest
 import varscale_cli as V
 from varscale_cli import initializers as I
 from varscale_cli import sampling
-from varscale_cli.distributions import Distribution
-from varscale_cli.fans import compute_fans
+from varscale_cli.core.distributions import Distribution
+from varscale_cli.core.fans import compute_fans
 
 #: std of N(0, 1) truncated to [-2, 2] (TF/Keras's literal; test_sampling recomputes it).
 C = 0.87962566103423978

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from varscale_cli import sampling
-from varscale_cli.distributions import Distribution
+from varscale_cli.core.distributions import Distribution
 
 KINDS = ("truncated_normal", "normal", "uniform")
 DTYPES = ("float32", "bfloat16", "float16", "float64")

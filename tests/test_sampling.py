@@ -21,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from varscale_cli import distributions, sampling
-from varscale_cli.distributions import Distribution
+from varscale_cli import sampling
+from varscale_cli.core import distributions
+from varscale_cli.core.distributions import Distribution
 from varscale_cli.initializers import he_normal
 
 KINDS = ("truncated_normal", "normal", "uniform")
@@ -743,7 +744,7 @@ def test_golden_he_normal_through_the_public_api(transform_path: str) -> None:
 
 def test_vectorised_erf_matches_math_erf() -> None:
     """distributions.erf (A&S 7.1.26) backs every CDF the stats tests use: |error| <= 1.5e-7."""
-    from varscale_cli.distributions import erf
+    from varscale_cli.core.distributions import erf
 
     x = np.linspace(-7.0, 7.0, 100_001)
     ref = np.array([math.erf(v) for v in x])

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from .distributions import Distribution
-from .fans import compute_fans
+from .core.distributions import Distribution
+from .core.fans import compute_fans
 from .initializers import (
     PRESETS,
     Constant,

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__, sampling
-from .distributions import Distribution
-from .fans import compute_fans
+from .core.distributions import Distribution
+from .core.fans import compute_fans
 from .sampling import ChunkJob, region_jobs
 from .spec import Spec, TensorPlan
 from .writers import WriteItem

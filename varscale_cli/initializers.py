@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import sampling
-from .distributions import Distribution
-from .fans import Axes, compute_fans
+from .core.distributions import Distribution
+from .core.fans import Axes, compute_fans
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")

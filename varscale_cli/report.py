@@ -15,7 +15,7 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from .distributions import Distribution
+from .core.distributions import Distribution
 from .errors import OutputError, VarscaleError
 from .readers import WeightFile
 from .stats import MIN_COUNT, FileReport, TensorReport

@@ -38,7 +38,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from .distributions import Distribution
+from .core.distributions import Distribution
 
 STREAM_ID = "varscale-philox4x64-10-v1"
 

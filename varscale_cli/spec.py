@@ -34,8 +34,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .core.fans import compute_fans
 from .errors import SpecError, UnsupportedDtype
-from .fans import compute_fans
 from .initializers import DTYPE_ALIASES, Initializer, deserialize
 
 __all__ = ["Spec", "TensorPlan", "load_spec", "parse_spec", "schema"]

@@ -30,7 +30,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from .distributions import KINDS, Distribution, truncated_moments
+from .core.distributions import KINDS, Distribution, truncated_moments
 from .errors import ReadError, SpecError
 from .readers import LOGICAL_DTYPES, TensorInfo, WeightFile, loads_strict
 from .sampling import compiled_kernels

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import sampling
-from .distributions import Distribution
+from .core.distributions import Distribution
+from .core.fans import compute_fans
 from .errors import ReadError, VarscaleError
-from .fans import compute_fans
 from .generate import ChunkEngine, ResolvedTensor, chunk_jobs
 from .initializers import deserialize
 from .sampling import region_jobs
