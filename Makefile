@@ -5,7 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-oldest demo lint bench clean
+
+# The byte promise is proven on a second environment too: the oldest dependency series
+# pyproject.toml allows (.ci/oldest_constraints.py), with the ml_dtypes pip picks beside them.
+OLDEST := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml .ci/oldest_constraints.py | cksum | cut -d' ' -f1)
+DETERMINISM_TESTS := tests/test_sampling.py tests/test_kernels.py tests/test_rounding.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +23,17 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+$(OLDEST_STAMP): pyproject.toml .ci/oldest_constraints.py
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/oldest_constraints.py pyproject.toml > $(OLDEST)/constraints.txt
+	$(OLDEST)/bin/python -m pip install --quiet -c $(OLDEST)/constraints.txt -e . pytest hypothesis scipy mpmath
+	touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	$(OLDEST)/bin/python -c "import numpy, ml_dtypes; print('oldest environment: numpy', numpy.__version__, 'ml_dtypes', ml_dtypes.__version__)"
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(DETERMINISM_TESTS)
 
 demo: install
 	mkdir -p demo-output
@@ -35,4 +52,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) $(OLDEST) demo-output .pytest_cache
