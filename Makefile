@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # pyproject.toml allows (.ci/oldest_constraints.py), with the ml_dtypes pip picks beside them.
 OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml .ci/oldest_constraints.py | cksum | cut -d' ' -f1)
-DETERMINISM_TESTS := tests/test_sampling.py tests/test_kernels.py tests/test_rounding.py
+DETERMINISM_TESTS := tests/test_sampling.py tests/test_kernels.py tests/test_rounding.py tests/test_reference_stream.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
