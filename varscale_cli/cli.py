@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .core.fans import LAYOUTS
 from .errors import CheckFailed, SpecError, VarscaleError
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), help="Targets from this spec (matched by tensor name).")
 @click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
-@click.option("--layout", type=click.Choice(["keras", "torch"]), default="keras", show_default=True, help="Fan convention for --init.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="keras", show_default=True, help="Fan convention for --init.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")

@@ -128,7 +128,7 @@ def summarize(
                 picked.append(raw[positions[i0:i1] - start].astype(np.float64))
         if raw.size == 0:
             continue
-        if kernels is not None and is_float(raw.dtype) and raw.dtype.itemsize <= 4:
+        if kernels is not None and raw.dtype.isnative and is_float(raw.dtype) and raw.dtype.itemsize <= 4:
             # float32, float16, bfloat16, float8: exact in float32, one fused C pass pair.
             r = kernels.moments_f32(np.ascontiguousarray(raw, dtype=np.float32), lo, hi)
             n_fin = int(r[0])
