@@ -38,6 +38,7 @@ from varscale_cli.stats import (
     kolmogorov_sf,
     summarize,
     target_for,
+    targets_for_file,
     targets_from_provenance,
     variance_p_value,
 )
@@ -473,3 +474,15 @@ def test_target_for_uses_fans_and_layout() -> None:
     assert t.distribution == Distribution("normal", t.target_std)
     z = target_for(initializers.get("zeros"), (5,))
     assert (z.fan_in, z.distribution.kind) == (None, "constant")
+
+
+def test_targets_for_file_picks_init_else_provenance(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    prov = _provenance({"w": (Distribution("uniform", 0.3), 0.1732, (10, 20), "float32")})
+    safetensors.numpy.save_file({"w": np.zeros((10, 20), np.float32)}, path, metadata={"varscale": prov})
+    with open_weights(path) as wf:
+        assert targets_for_file(wf) == targets_from_provenance(wf.metadata)
+        by_init = targets_for_file(wf, init_name="he_normal", layout="torch")
+        assert by_init == {"w": target_for(initializers.get("he_normal"), (10, 20), np.float32, layout="torch")}
+        with pytest.raises(SpecError, match="^--init: "):
+            targets_for_file(wf, init_name="no_such_initializer")
