@@ -33,16 +33,17 @@ from varscale_cli.stats import (
     MIN_COUNT,
     TESTS,
     Target,
-    _law,
-    _subsample_positions,
     check_file,
     check_tensor,
     kolmogorov_sf,
     summarize,
     target_for,
+    targets_for_file,
     targets_from_provenance,
     variance_p_value,
 )
+from varscale_cli.stats.law import stored_law
+from varscale_cli.stats.summary import subsample_positions
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FAMILY_200 = 200 * len(TESTS)  # the Bonferroni family of a 200-tensor file
@@ -92,7 +93,7 @@ def test_variance_p_value_calibrated_for_platykurtic_laws() -> None:
     rng = np.random.default_rng(7)
     n, reps = 2000, 3000
     for dist in (Distribution("uniform", 1.0), Distribution("truncated_normal", 1.0)):
-        law = _law(dist, np.dtype(np.float64))
+        law = stored_law(dist, np.dtype(np.float64))
         x = draw(dist, n * reps, rng).reshape(reps, n)
         ratios = (x**2).mean(axis=1) / law.var
         p = np.array([variance_p_value(r, n, law.kurtosis, law.sixth) for r in ratios])
@@ -124,7 +125,7 @@ def test_summarize_merges_chunks_exactly(sizes: list[int], loc: float, scale: fl
     rng = np.random.default_rng(seed)
     parts = [loc + scale * rng.standard_normal(s) for s in sizes]
     x = np.concatenate(parts)
-    s = summarize(iter(parts), np.float64, count=x.size)
+    s = summarize(iter(parts), count=x.size)
     assert s.count == s.n == x.size
     if x.size:
         assert s.mean == pytest.approx(x.mean(), rel=1e-12, abs=1e-12 * scale)
@@ -136,7 +137,7 @@ def test_summarize_merges_chunks_exactly(sizes: list[int], loc: float, scale: fl
 
 def test_summarize_counts_special_values_and_bounds() -> None:
     x = np.array([0.0, -0.0, 1.0, -2.0, np.nan, np.inf, -np.inf, 3.0, np.nan], np.float32)
-    s = summarize([x[:4], x[4:]], np.float32, count=x.size, lo=-1.5, hi=2.5)
+    s = summarize([x[:4], x[4:]], count=x.size, lo=-1.5, hi=2.5)
     assert (s.count, s.n, s.zeros, s.nans, s.infs, s.below, s.above) == (9, 5, 2, 2, 2, 1, 1)
     assert (s.min, s.max) == (-2.0, 3.0)
     assert s.mean == pytest.approx(0.4)
@@ -144,24 +145,24 @@ def test_summarize_counts_special_values_and_bounds() -> None:
 
 def test_subsample_is_stratified_bounded_and_deterministic() -> None:
     for count in (1, 999, KS_MAX, KS_MAX + 1, 10**7 + 3):
-        pos = _subsample_positions(count, KS_MAX)
+        pos = subsample_positions(count, KS_MAX)
         assert pos.size <= KS_MAX
         assert np.all(np.diff(pos) > 0) and pos[0] >= 0 and pos[-1] < count
-        np.testing.assert_array_equal(pos, _subsample_positions(count, KS_MAX))
+        np.testing.assert_array_equal(pos, subsample_positions(count, KS_MAX))
         if count <= KS_MAX:
             assert pos.size == count
         k = -(-count // KS_MAX)
         np.testing.assert_array_equal(pos // k, np.arange(pos.size))  # one per stratum
     # Offsets vary within strata: no aliasing with a row length equal to the stride.
-    assert np.unique(_subsample_positions(10**6, KS_MAX) % 10).size == 10
+    assert np.unique(subsample_positions(10**6, KS_MAX) % 10).size == 10
 
 
 def test_rounded_law_for_narrow_dtypes() -> None:
     dist = Distribution("truncated_normal", 0.05)
-    cont = _law(dist, np.dtype(np.float32))
+    cont = stored_law(dist, np.dtype(np.float32))
     assert cont.values is None
     for dtype in (BF16, np.dtype(np.float16)):
-        law = _law(dist, dtype)
+        law = stored_law(dist, dtype)
         assert law.pmf is not None and law.pmf.sum() == pytest.approx(1.0)
         assert law.var == pytest.approx(cont.var, rel=1e-4)
         assert law.kurtosis == pytest.approx(cont.kurtosis, rel=1e-3)
@@ -473,3 +474,15 @@ def test_target_for_uses_fans_and_layout() -> None:
     assert t.distribution == Distribution("normal", t.target_std)
     z = target_for(initializers.get("zeros"), (5,))
     assert (z.fan_in, z.distribution.kind) == (None, "constant")
+
+
+def test_targets_for_file_picks_init_else_provenance(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    prov = _provenance({"w": (Distribution("uniform", 0.3), 0.1732, (10, 20), "float32")})
+    safetensors.numpy.save_file({"w": np.zeros((10, 20), np.float32)}, path, metadata={"varscale": prov})
+    with open_weights(path) as wf:
+        assert targets_for_file(wf) == targets_from_provenance(wf.metadata)
+        by_init = targets_for_file(wf, init_name="he_normal", layout="torch")
+        assert by_init == {"w": target_for(initializers.get("he_normal"), (10, 20), np.float32, layout="torch")}
+        with pytest.raises(SpecError, match="^--init: "):
+            targets_for_file(wf, init_name="no_such_initializer")

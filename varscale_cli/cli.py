@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -29,7 +29,11 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__
+from .core.fans import LAYOUTS
 from .errors import CheckFailed, SpecError, VarscaleError
+
+if TYPE_CHECKING:
+    from .stats import FileReport
 
 EXAMPLE_SPEC = "configs/mlp.yaml"
 
@@ -330,7 +334,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
             f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
         )
     if not quiet:
-        from .report import summary_line
+        from .stats.render import summary_line
 
         _stderr().print(summary_line(report), markup=False)
 
@@ -342,7 +346,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), help="Targets from this spec (matched by tensor name).")
 @click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
-@click.option("--layout", type=click.Choice(["keras", "torch"]), default="keras", show_default=True, help="Fan convention for --init.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="keras", show_default=True, help="Fan convention for --init.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
@@ -369,10 +373,10 @@ def stats_cmd(
 
     with _errors():
         with open_weights(path) as wf:
-            targets = _targets(wf, spec_path, init_name, layout)
+            targets = stats.targets_for_file(wf, spec_path, init_name, layout)
             report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
             if plot_path is not None:
-                from .report import plot_report
+                from .stats.render import plot_report
 
                 plot_report(report, wf, plot_path)
         _show_report(report, as_json)
@@ -380,48 +384,11 @@ def stats_cmd(
             sys.exit(3)
 
 
-def _targets(wf: Any, spec_path: Path | None, init_name: str | None, layout: str) -> dict:
-    from . import stats
-    from .initializers import get
-
-    tensors = wf.tensors()
-    if spec_path is not None:
-        from .generate import resolve
-        from .spec import load_spec
-
-        spec = load_spec(spec_path)
-        by_name = {t.name: t for t in resolve(spec, spec.seed or 0)}
-        return {
-            info.name: (
-                stats.Target(
-                    distribution=by_name[info.name].distribution,
-                    target_std=by_name[info.name].target_std,
-                    fan_in=by_name[info.name].fan_in,
-                    fan_out=by_name[info.name].fan_out,
-                    dtype=info.dtype,
-                )
-                if info.name in by_name
-                else None
-            )
-            for info in tensors
-        }
-    if init_name is not None:
-        try:
-            init = get(init_name)
-        except ValueError as e:
-            raise SpecError(f"--init: {e}") from None
-        return {
-            info.name: stats.target_for(init, info.shape, info.dtype, layout=layout)
-            for info in tensors
-        }
-    return stats.targets_from_provenance(wf.metadata) or {}
-
-
-def _show_report(report: Any, as_json: bool) -> None:
+def _show_report(report: FileReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_json(), sort_keys=True))
         return
-    from .report import stats_table, summary_line
+    from .stats.render import stats_table, summary_line
 
     console = _stdout()
     console.print(stats_table(report))

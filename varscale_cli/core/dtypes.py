@@ -56,6 +56,11 @@ DTYPES: tuple[DType, ...] = (
     DType("float8_e4m3fnuz", "float", 1, ml_dtypes=True),
     DType("float8_e5m2fnuz", "float", 1, ml_dtypes=True),
     DType("float8_e8m0fnu", "float", 1, ml_dtypes=True),
+    # 8-bit floats no format names (no safetensors code, not in Keras): judged by stats when
+    # a caller hands it such an array; ml_dtypes >= 0.5 provides the first two.
+    DType("float8_e4m3", "float", 1, ml_dtypes=True),
+    DType("float8_e3m4", "float", 1, ml_dtypes=True),
+    DType("float8_e4m3b11fnuz", "float", 1, ml_dtypes=True),
 )
 
 BY_NAME: dict[str, DType] = {d.name: d for d in DTYPES}

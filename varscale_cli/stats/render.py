@@ -1,6 +1,6 @@
 """Human-facing output of `varscale stats`: a rich table, a summary line, histograms.
 
-Only presentation lives here; every number comes from `varscale_cli.stats`. Numbers are shown
+Only presentation lives here; every number comes from `varscale_cli.stats.report`. Numbers are shown
 with 4 significant digits and right-aligned; verdicts are coloured (green pass, red fail,
 yellow too_small, dim no_target). Cells are `rich.text.Text`, never markup, so a tensor named
 ``blocks[bold]`` prints as itself.
@@ -15,14 +15,15 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from .core.distributions import Distribution
-from .errors import OutputError, VarscaleError
-from .readers import WeightFile
-from .stats import MIN_COUNT, FileReport, TensorReport
+from ..core.distributions import Distribution
+from ..errors import OutputError, VarscaleError
+from ..readers import WeightFile
+from .report import FileReport, TensorReport, Verdict
+from .tests import MIN_COUNT, STATISTIC_SYMBOLS
 
 __all__ = ["plot_report", "stats_table", "summary_line"]
 
-VERDICT_STYLES = {"pass": "green", "fail": "bold red", "too_small": "yellow", "no_target": "dim"}
+VERDICT_STYLES: dict[Verdict, str] = {"pass": "green", "fail": "bold red", "too_small": "yellow", "no_target": "dim"}
 
 #: Histograms drawn at most: 64 panels of 4 x 3 inches at 100 dpi is already a 1600 x 4800
 #: pixel image; a whole LLM checkpoint would make an unusable one.
@@ -55,7 +56,7 @@ def _tests_cell(t: TensorReport) -> str:
     """Failed tests with their statistics; else the smallest p-value; else why not tested."""
     failed = [(k, v) for k, v in t.tests.items() if not v["ok"]]
     if failed:
-        return ", ".join(f"{k} {'D' if k == 'ks' else 'z'}={_num(v['statistic'])}" for k, v in failed)
+        return ", ".join(f"{k} {STATISTIC_SYMBOLS[k]}={_num(v['statistic'])}" for k, v in failed)
     if t.verdict == "fail":
         return t.note  # an exact check failed (NaN, bound, constant, dtype): say which
     if not t.tests:
@@ -91,7 +92,7 @@ def stats_table(report: FileReport) -> Table:
             Text(_num(t.expected_std)),
             Text(_bound_cell(t)),
             Text(_tests_cell(t)),
-            Text(t.verdict, style=VERDICT_STYLES.get(t.verdict, "")),
+            Text(t.verdict, style=VERDICT_STYLES[t.verdict]),
         )
     return table
 
