@@ -10,9 +10,10 @@ import json
 import math
 from typing import Any, NamedTuple
 
+from ..core import dtypes
 from ..core.fans import compute_fans
 from ..errors import UnsupportedDtype
-from ..initializers import DTYPE_ALIASES, Initializer, deserialize
+from ..initializers import Initializer, deserialize
 from .messages import Ctx, closest, render_path, show, show_limit
 from .model import TensorPlan
 
@@ -26,9 +27,15 @@ RESERVED_NAMES = ("__metadata__", "__varscale__")
 MAX_DIM = 2**40
 MAX_ELEMENTS = 2**48
 
-#: Complex dtypes are accepted only where the initializer says it can produce them.
-COMPLEX_DTYPES = ("complex64", "complex128")
-KNOWN_DTYPES = tuple(sorted({*DTYPE_ALIASES.values(), *COMPLEX_DTYPES}))
+#: The spellings a spec's ``dtype`` accepts -> canonical name: what the random stream samples
+#: (with their aliases), plus the complex dtypes where the initializer says it can produce them.
+#: Dtypes that are only ever read (the float8 family) are refused.
+_SPEC_DTYPES: dict[str, str] = {
+    alias: name
+    for alias, name in dtypes.ALIASES.items()
+    if name in dtypes.SAMPLED or name in dtypes.COMPLEX
+}
+KNOWN_DTYPES = tuple(sorted(set(_SPEC_DTYPES.values())))
 
 #: Keys that may sit on an entry or, equivalently, inside its initializer mapping.
 EMBEDDED_KEYS = ("layout", "dtype", "in_axis", "out_axis", "batch_axis")
@@ -40,12 +47,7 @@ DEFAULT_DTYPE = "float32"
 
 
 def _canonical_dtype(name: Any) -> str | None:
-    if isinstance(name, str):
-        if name in DTYPE_ALIASES:
-            return DTYPE_ALIASES[name]
-        if name in COMPLEX_DTYPES:
-            return name
-    return None
+    return _SPEC_DTYPES.get(name) if isinstance(name, str) else None
 
 
 class _Part(NamedTuple):
@@ -153,7 +155,7 @@ class _Resolver:
                 # a rule's or the defaults' must not wait for a tensor to use it.
                 raise self.ctx.error(
                     f"dtype {value!r} is not a known dtype; allowed: {', '.join(KNOWN_DTYPES)}"
-                    f"{closest(value, [*DTYPE_ALIASES, *COMPLEX_DTYPES])}",
+                    f"{closest(value, _SPEC_DTYPES)}",
                     where,
                     cls=UnsupportedDtype,
                 )
@@ -184,7 +186,7 @@ class _Resolver:
         dtype = _canonical_dtype(dtype_raw)
         if dtype is None or not init.supports_dtype(dtype):
             allowed = [d for d in KNOWN_DTYPES if init.supports_dtype(d)]
-            hint = closest(dtype_raw, [*DTYPE_ALIASES, *COMPLEX_DTYPES]) if dtype is None else ""
+            hint = closest(dtype_raw, _SPEC_DTYPES) if dtype is None else ""
             raise ctx.error(
                 f"dtype {dtype_raw!r} cannot be produced by initializer {_label(init)!r}; "
                 f"allowed: {', '.join(allowed)}{hint}",

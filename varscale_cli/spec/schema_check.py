@@ -1,6 +1,9 @@
 """Pass 3, schema: ``spec_schema.json`` (JSON Schema Draft 2020-12) checks the structure of the
 cleaned document; the first error in document order is reported with its path, e.g.
 ``tensors.dense/kernel.shape[1]``, in varscale's wording where jsonschema's says less.
+
+The layout enum is not written in the file: it is filled in from `varscale_cli.core.fans.LAYOUTS`
+whenever the schema is loaded, so the layout list has a single definition.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ from typing import Any
 
 import jsonschema
 
+from ..core.fans import LAYOUTS
 from ..errors import SpecError, UnsupportedDtype
 from .messages import Ctx, closest, render_path, show, show_limit
 
 
 def schema() -> dict[str, Any]:
-    """The spec's JSON Schema (Draft 2020-12), as shipped in ``spec_schema.json``.
+    """The spec's JSON Schema (Draft 2020-12): ``spec_schema.json`` with the layout enum.
 
     Returns a fresh copy on every call, so callers may modify it.
     """
     doc: dict[str, Any] = json.loads(_schema_text())
+    doc["$defs"]["layout"]["enum"] = list(LAYOUTS)
     return doc
 
 
