@@ -17,7 +17,8 @@ from ..errors import SpecError
 
 
 def one_line(text: str) -> str:
-    # Messages from PyYAML and deserialize may span lines; values we quote are repr()-escaped.
+    """``text`` on one line. PyYAML's and deserialize's messages may span lines; the values we
+    quote are repr()-escaped and hold no raw line breaks, so joining loses nothing."""
     return re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
 
 
