@@ -23,7 +23,7 @@ from varscale_cli.spec import Spec, TensorPlan, load_spec, parse_spec, schema
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
-# The issue's example, verbatim.
+# The example at the top of docs/spec.md, verbatim.
 EXAMPLE = """\
 version: 1
 seed: 1234

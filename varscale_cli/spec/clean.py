@@ -1,0 +1,95 @@
+"""Pass 2, clean: one walk over the parsed tree that turns it into plain JSON values and rejects
+what JSON Schema cannot see (NaN/Infinity, non-string keys, dates, YAML 1.1 traps, JSON duplicate
+keys). In YAML files it also turns float-looking strings into floats in float parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from .messages import Ctx, render_path, show, yaml_pos
+from .parse import DupDict, NonFinite, Trap
+
+#: Initializer parameters that are floats. PyYAML (YAML 1.1) reads ``1e-3`` as a string, so in
+#: YAML files a float-looking string in one of these is converted (docs/spec.md, "YAML pitfalls").
+FLOAT_FIELDS = frozenset(
+    {"scale", "factor", "a", "gain", "value", "mean", "stddev", "minval", "maxval"}
+)
+#: Initializer parameters that are booleans: the only places YAML 1.1's yes/no/on/off may stand.
+BOOL_FIELDS = frozenset({"uniform", "corrected"})
+
+_FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+#: Guards against alias bombs ("billion laughs"): YAML aliases share objects, the clean pass
+#: copies them, so a small file could otherwise expand to billions of values.
+_MAX_VALUES = 2_000_000
+_MAX_DEPTH = 32
+
+
+class Cleaner:
+    """Turns the parsed tree into fresh, plain JSON values (dict, list, str, int, float, bool,
+    None), or raises. It is the only place that knows about the markers pass 1 leaves behind.
+    """
+
+    def __init__(self, ctx: Ctx, yaml_mode: bool) -> None:
+        self.ctx = ctx
+        self.yaml_mode = yaml_mode
+        self.left = _MAX_VALUES
+
+    def clean(self, obj: Any, path: list[Any], key: Any = None, in_init: bool = False) -> Any:
+        """Clean ``obj`` found at ``path`` under mapping key ``key`` (inside an initializer?)."""
+        self.left -= 1
+        if self.left < 0:
+            raise self.ctx.error(
+                f"the spec holds more than {_MAX_VALUES} values once YAML aliases are expanded"
+            )
+        if len(path) > _MAX_DEPTH:
+            raise self.ctx.error(f"nested more than {_MAX_DEPTH} levels deep", render_path(path))
+        if isinstance(obj, dict):
+            if isinstance(obj, DupDict):
+                raise self.ctx.error(
+                    f"duplicate key {obj.duplicate!r}; JSON would silently keep the last one",
+                    render_path(path),
+                )
+            out = {}
+            for k, v in obj.items():
+                if isinstance(k, Trap):
+                    raise self.ctx.error(k.problem, render_path(path), pos=yaml_pos(k.mark))
+                if not isinstance(k, str):
+                    raise self.ctx.error(
+                        f"key {show(k)} must be a string; quote it", render_path(path)
+                    )
+                out[k] = self.clean(v, [*path, k], k, in_init or k == "initializer")
+            return out
+        if isinstance(obj, list):
+            return [self.clean(v, [*path, i], key, in_init) for i, v in enumerate(obj)]
+        if obj is None or isinstance(obj, bool | int):
+            return obj
+        if isinstance(obj, str):
+            if self.yaml_mode and in_init and key in FLOAT_FIELDS and _FLOAT_RE.fullmatch(obj):
+                obj = float(obj)  # PyYAML reads 1e-3 as a string (YAML 1.1 needs a dot)
+            else:
+                return obj
+        if isinstance(obj, float):
+            if not math.isfinite(obj):
+                raise self.ctx.error(
+                    f"{obj} is not a finite number; NaN and infinities are not allowed",
+                    render_path(path),
+                )
+            return obj
+        if isinstance(obj, Trap):
+            if in_init and key in BOOL_FIELDS and isinstance(obj.value, bool):
+                return obj.value
+            raise self.ctx.error(obj.problem, render_path(path), pos=yaml_pos(obj.mark))
+        if isinstance(obj, NonFinite):
+            raise self.ctx.error(
+                f"{obj.text} is not a finite number; NaN and infinities are not allowed",
+                render_path(path),
+            )
+        # YAML dates, timestamps, !!binary, !!set...: not JSON, and never meant here.
+        raise self.ctx.error(
+            f"{show(str(obj))} is read as a YAML {type(obj).__name__}, which a spec cannot "
+            "hold; quote it",
+            render_path(path),
+        )
