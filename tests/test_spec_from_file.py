@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from varscale_cli.cli import cli
+from varscale_cli.core.fans import LAYOUTS
 from varscale_cli.frameworks import spec_from_tensors
+from varscale_cli.frameworks.rules import KERAS, RULES
 from varscale_cli.readers import open_weights
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,3 +101,47 @@ def test_file_without_float_tensors_is_an_error(tmp_path: Path) -> None:
     save_file({"ids": np.arange(5, dtype=np.int64)}, str(path))
     code, _, err = run("spec", str(path))
     assert code == 1 and err.startswith("Error: ") and "no float tensors" in err
+
+
+def test_every_layout_has_rules_and_a_cli_choice() -> None:
+    assert tuple(RULES) == LAYOUTS
+    choices = next(p for p in cli.commands["spec"].params if p.name == "layout").type.choices
+    assert list(choices) == ["torch", "keras"] and sorted(choices) == sorted(LAYOUTS)
+    with pytest.raises(ValueError, match=r"^layout 'jax' is not one of 'keras', 'torch'$"):
+        spec_from_tensors([("w", (2, 2), "float32")], layout="jax")
+
+
+@pytest.mark.parametrize(
+    ("layout", "name", "shape", "initializer"),
+    [
+        ("torch", "bn.running_var", (4,), "ones"),
+        ("torch", "bn_running_var", (4,), "zeros"),  # not a BatchNorm attribute: a lone vector
+        ("torch", "fc.Bias", (4,), "zeros"),
+        ("torch", "prelu.weight", (1,), "ones"),  # the hidden "every 1-D weight" rule
+        ("torch", "Tok_Emb.weight", (8, 4), {"name": "random_normal", "mean": 0.0, "stddev": 1.0}),
+        ("torch", "tok_emb.weight", (8, 4, 2), None),
+        ("keras", "bn.gamma", (4,), "ones"),
+        ("keras", "embedding/embeddings", (8, 4), {"name": "random_uniform", "minval": -0.05, "maxval": 0.05}),
+        ("keras", "dense/kernel", (8, 4), None),
+        ("keras", "dense/offset", (4,), "zeros"),
+    ],
+)
+def test_per_tensor_decisions_follow_the_one_rule_table(
+    layout: str, name: str, shape: tuple[int, ...], initializer: object
+) -> None:
+    assert RULES[layout].initializer_for(name, shape) == initializer
+    doc, _ = spec_from_tensors([(name, shape, "float32")], layout=layout)
+    entry = doc["tensors"][name]
+    got = entry.get("initializer") or next(
+        (r["initializer"] for r in doc.get("rules", []) if fnmatch.fnmatchcase(name, r["match"])),
+        doc["defaults"]["initializer"],
+    )
+    assert got == (RULES[layout].default if initializer is None else initializer)
+
+
+def test_keras_variable_fallbacks_name_the_variable_exactly() -> None:
+    assert KERAS.variable_default("gamma", 1) == "ones"
+    assert KERAS.variable_default("moving_variance", 1) == "ones"
+    assert KERAS.variable_default("my_gamma", 1) == "zeros"
+    assert KERAS.variable_default("embeddings", 2) == "glorot_uniform"
+    assert KERAS.variable_default(None, 0) == "zeros"

@@ -445,9 +445,14 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
 # --- spec ----------------------------------------------------------------------------------------
 
 
+#: `varscale spec`'s layout when none is given, listed first (PyTorch checkpoints are the
+#: common case).
+SPEC_LAYOUT = "torch"
+
+
 @cli.command(name="spec")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True, help="Fan convention and default initializers: PyTorch's or Keras'.")
+@click.option("--layout", type=click.Choice([SPEC_LAYOUT, *(x for x in LAYOUTS if x != SPEC_LAYOUT)]), default=SPEC_LAYOUT, show_default=True, help="Fan convention and default initializers: PyTorch's or Keras'.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="The seed written into the spec.")
 def spec_cmd(path: Path, layout: str, seed: int) -> None:
     """Print a spec for the tensors of FILE (names, shapes, dtypes; data is not read).

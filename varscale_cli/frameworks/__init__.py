@@ -1,0 +1,54 @@
+"""Specs from the two big ecosystems' own weight layouts, so `varscale generate` writes files
+they load directly.
+
+* `spec_from_state_dict`: a PyTorch ``state_dict()`` (or any mapping of name -> array) becomes
+  a spec in ``layout: torch`` with the names, shapes and dtypes of the tensors and PyTorch's
+  default initializers. The generated ``.safetensors`` file loads with
+  ``model.load_state_dict(safetensors.torch.load_file(path), strict=True)`` once the integer
+  buffers are added back (see below).
+* `spec_from_keras`: a built Keras 3 model becomes a spec whose tensor names are the HDF5
+  dataset paths ``model.save_weights("x.weights.h5")`` writes (``layers/dense/vars/0``, ...),
+  with each layer's own initializers. The generated ``x.weights.h5`` loads with
+  ``model.load_weights("x.weights.h5")``.
+* `spec_from_tensors`: the names, shapes and dtypes read from any weight file become a spec in
+  either layout, with the layout's naming rules shown in its ``rules:`` list.
+* `dump_spec`: the YAML text of such a document.
+
+Modules: `torch` (state dicts), `keras` (Keras models), `files` (any weight file), `rules` (the
+one table of naming rules per layout all three follow), `document` (assembly and YAML).
+Neither torch nor keras is imported by this package: `spec_from_state_dict` only needs objects
+with ``.shape`` and ``.dtype``, and `spec_from_keras` imports keras when it is called.
+
+**Integer and other non-float tensors.** varscale only produces float16, bfloat16, float32 and
+float64. `spec_from_state_dict` leaves every other tensor out of the spec (BatchNorm's int64
+``num_batches_tracked``, integer ``position_ids`` buffers, bool masks, float8 weights);
+`skipped_tensors` lists them, with the same test. BatchNorm fills in its own missing
+``num_batches_tracked`` when the state dict carries no version metadata (as one read from
+safetensors does), so a module whose only integer buffers are those loads strictly as it is.
+Any other left-out tensor is state of a *fresh* module, so the honest way to load strictly is to
+take it from the module itself::
+
+    sd = safetensors.torch.load_file("w.safetensors")
+    fresh = model.state_dict()
+    sd.update({name: fresh[name] for name in skipped_tensors(fresh)})
+    model.load_state_dict(sd, strict=True)
+
+A Keras layer checks that the file holds all of its variables, so leaving one out would make
+``load_weights`` fail: `spec_from_keras` raises `ValueError` naming any non-float variable
+instead.
+"""
+
+from .document import dump_spec
+from .files import spec_from_tensors
+from .keras import spec_from_keras
+from .rules import TORCH_DEFAULT_INIT
+from .torch import skipped_tensors, spec_from_state_dict
+
+__all__ = [
+    "TORCH_DEFAULT_INIT",
+    "dump_spec",
+    "skipped_tensors",
+    "spec_from_keras",
+    "spec_from_state_dict",
+    "spec_from_tensors",
+]
