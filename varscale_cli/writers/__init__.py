@@ -23,7 +23,7 @@ from types import ModuleType
 import ml_dtypes
 import numpy as np
 
-from ..atomic import check_interrupt
+from ..engine.atomic import check_interrupt
 from ..errors import OutputError, SpecError, UnsupportedDtype
 
 FORMATS: tuple[str, ...] = ("safetensors", "npz", "hdf5")
