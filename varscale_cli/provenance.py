@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from .core.distributions import KINDS, Distribution
 from .errors import ReadError, VarscaleError
@@ -28,6 +28,8 @@ from .sampling import STREAM_ID
 
 #: A JSON document as the standard library's json module reads it.
 JSONValue: TypeAlias = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
+
+_T = TypeVar("_T")
 
 #: Longest provenance text accepted: the safetensors header limit (``MAX_HEADER_SIZE`` =
 #: 100,000,000 bytes in huggingface/safetensors' safetensors/src/tensor.rs; the header holds the
@@ -197,20 +199,17 @@ class TensorRecord:
             raise KeyError(missing[0])
         initializer = _mapping(r["initializer"], "initializer")
         _check_depth(initializer, "initializer")
+
+        def get(key: str, read: Callable[[JSONValue, str], _T]) -> _T:
+            return read(r[key], key)
+
         return cls(
-            initializer=initializer,
-            layout=_str(r["layout"], "layout"),
-            in_axis=_optional_ints(r["in_axis"], "in_axis"),
-            out_axis=_optional_ints(r["out_axis"], "out_axis"),
-            batch_axis=_ints(r["batch_axis"], "batch_axis"),
-            stream=_str(r["stream"], "stream"),
-            full_shape=_ints(r["full_shape"], "full_shape"),
-            offset=_ints(r["offset"], "offset"),
-            shape=_ints(r["shape"], "shape"),
-            dtype=_str(r["dtype"], "dtype"),
-            fan_in=_int(r["fan_in"], "fan_in"),
-            fan_out=_int(r["fan_out"], "fan_out"),
-            target_std=_number(r["target_std"], "target_std"),
+            initializer=initializer, layout=get("layout", _str), stream=get("stream", _str),
+            in_axis=get("in_axis", _optional_ints), out_axis=get("out_axis", _optional_ints),
+            batch_axis=get("batch_axis", _ints), full_shape=get("full_shape", _ints),
+            offset=get("offset", _ints), shape=get("shape", _ints), dtype=get("dtype", _str),
+            fan_in=get("fan_in", _int), fan_out=get("fan_out", _int),
+            target_std=get("target_std", _number),
             distribution=distribution_from_json(r["distribution"]),
         )
 
