@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from varscale_cli.atomic import atomic_output, human_bytes, remove_stale_temps
+from varscale_cli.engine.atomic import atomic_output, remove_stale_temps
+from varscale_cli.engine.sizes import human_bytes
 from varscale_cli.errors import OutputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def test_real_file_size_limit_in_every_writer(tmp_path: Path) -> None:
         from pathlib import Path
         import numpy as np
         from varscale_cli import writers
-        from varscale_cli.atomic import atomic_output
+        from varscale_cli.engine.atomic import atomic_output
         from varscale_cli.errors import OutputError
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -221,7 +222,7 @@ def test_sigterm_is_restored_after_the_block(tmp_path: Path) -> None:
 _WRITE_AND_WAIT = """
     import sys, time
     from pathlib import Path
-    from varscale_cli.atomic import atomic_output
+    from varscale_cli.engine.atomic import atomic_output
 
     with atomic_output(Path(sys.argv[1]), force=False) as tmp:
         with open(tmp, "wb") as f:

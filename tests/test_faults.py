@@ -238,7 +238,7 @@ def test_sigterm_mid_force_replace_keeps_the_old_file_and_leaves_no_temp(
 #: is a single chunk and the writer spends a long, predictable time in one write call. A
 #: signal sent once the temp file has grown past a few MB then surely lands inside it.
 ONE_CHUNK_CLI = (
-    "import sys; from varscale_cli import generate as g; "
+    "import sys; from varscale_cli.engine import chunks as g; "
     "g.ChunkEngine.__init__.__defaults__ = (1 << 26,); "
     "from varscale_cli.cli import cli; cli(sys.argv[1:], prog_name='varscale')"
 )

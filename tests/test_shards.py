@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import load_file
 
-from varscale_cli.cli import _parse_size, cli
+from varscale_cli.cli import cli
+from varscale_cli.engine.shards import plan_balanced, plan_by_size
+from varscale_cli.engine.sizes import parse_size
 from varscale_cli.errors import SpecError
-from varscale_cli.shards import plan_balanced, plan_by_size
 
 ROOT = Path(__file__).resolve().parent.parent
 GPT = ROOT / "configs" / "gpt_block.yaml"
@@ -80,13 +81,13 @@ def test_too_many_shards_is_refused() -> None:
     ("text", "value"), [("5GB", 5 * 10**9), ("100MB", 10**8), ("1.5KB", 1500), ("7B", 7), ("2 tb", 2 * 10**12)]
 )
 def test_sizes_are_decimal_like_huggingface_hub(text: str, value: int) -> None:
-    assert _parse_size(text) == value
+    assert parse_size(text) == value
 
 
 @pytest.mark.parametrize("text", ["5GiB", "-1GB", "GB", "lots", "0MB"])
 def test_bad_sizes(text: str) -> None:
     with pytest.raises(SpecError, match="--max-shard-size"):
-        _parse_size(text)
+        parse_size(text)
 
 
 def test_sharded_output_equals_single_file_and_follows_hf_layout(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The exception tree. Core modules raise these; only cli.py turns them into exit codes.
+"""The exception tree. Library modules raise these; only the CLI turns them into exit codes.
 
-Exit codes (see cli.py): SpecError and UsageError -> 2, every other VarscaleError -> 1,
-a failed statistical or byte check -> 3.
+Exit codes (see varscale_cli/cli/): SpecError (a malformed spec or command-line value) -> 2,
+every other VarscaleError -> 1, a failed statistical or byte check (CheckFailed) -> 3.
+InternalError is a broken invariant inside varscale, not something the user can fix -> 1.
 """
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ class ReadError(VarscaleError):
 
 
 class CheckFailed(VarscaleError):
-    """A statistical check or a byte comparison failed (the file is readable but wrong)."""
+    """A statistical check or a byte comparison failed (the file is readable but wrong).
+
+    ``reported``: the outcome was already shown in full (a report on stdout or stderr), so the
+    CLI exits 3 without an ``Error:`` line of its own.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str = "", *, reported: bool = False) -> None:
+        super().__init__(message)
+        self.reported = reported
+
+
+class InternalError(Exception):
+    """A broken invariant inside varscale (a bug to report, nothing the user can fix).
+
+    Not a VarscaleError, so no handler mistakes it for a user error; the CLI still reports it
+    as one ``Error:`` line and exit code 1.
+    """
+
+    exit_code = 1

@@ -8,7 +8,6 @@ Distribution`) plus the facts a report shows beside it (documented std, fans, st
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ..core.distributions import KINDS, Distribution
+from ..core.distributions import Distribution
 from ..core.dtypes import BY_NAME, numpy_dtype
 from ..core.fans import Axes
-from ..errors import ReadError, SpecError
+from ..errors import SpecError
 from ..initializers import Initializer, get
-from ..readers import WeightFile, loads_strict
+from ..provenance import recorded_distributions
+from ..readers import WeightFile
 
 __all__ = ["Target", "target_for", "targets_for_file", "targets_from_provenance"]
 
@@ -99,7 +99,7 @@ def targets_for_file(
     """
     tensors = wf.tensors()
     if spec_path is not None:
-        from ..generate import resolve
+        from ..engine.resolve import resolve
         from ..spec import load_spec
 
         spec = load_spec(spec_path)
@@ -142,14 +142,6 @@ def _dtype_from_name(name: str) -> np.dtype | None:
         return None
 
 
-def _number(value: object, what: str, *, optional: bool = False) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} is not a finite number: {value!r}")
-    return float(value)
-
-
 def targets_from_provenance(metadata: Mapping[str, str]) -> dict[str, Target] | None:
     """Targets recorded by varscale's writers in a file's metadata (key ``varscale``).
 
@@ -163,41 +155,13 @@ def targets_from_provenance(metadata: Mapping[str, str]) -> dict[str, Target] | 
     raw = metadata.get("varscale")
     if raw is None:
         return None
-    try:
-        prov = loads_strict(raw)
-        if not isinstance(prov, dict) or not isinstance(prov.get("tensors"), dict):
-            raise ValueError('no "tensors" object')
-        out: dict[str, Target] = {}
-        for name, entry in prov["tensors"].items():
-            try:
-                out[name] = _provenance_target(entry)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"tensor {name!r}: {exc}") from None
-        return out
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise ReadError(f"invalid varscale provenance metadata: {' '.join(str(exc).split())}") from None
-
-
-def _provenance_target(entry: object) -> Target:
-    if not isinstance(entry, dict) or not isinstance(entry.get("distribution"), dict):
-        raise ValueError('no "distribution" object')
-    d = entry["distribution"]
-    kind = d.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"distribution kind {kind!r} is not one of {', '.join(KINDS)}")
-    scale = _number(d.get("scale", 0.0), "scale")
-    loc = _number(d.get("loc", 0.0), "loc")
-    cut = _number(d.get("cut", 2.0), "cut")
-    assert scale is not None and loc is not None and cut is not None
-    if scale < 0 or (kind != "constant" and scale == 0) or cut <= 0:
-        raise ValueError(f"invalid distribution parameters scale={scale}, cut={cut}")
-    dist = Distribution(kind, scale, loc, cut)
-    target_std = _number(entry.get("target_std"), "target_std", optional=True)
-    dtype = entry.get("dtype")
-    return Target(
-        distribution=dist,
-        target_std=dist.std if target_std is None else target_std,
-        fan_in=_number(entry.get("fan_in"), "fan_in", optional=True),
-        fan_out=_number(entry.get("fan_out"), "fan_out", optional=True),
-        dtype=_dtype_from_name(dtype) if isinstance(dtype, str) else None,
-    )
+    return {
+        name: Target(
+            distribution=r.distribution,
+            target_std=r.distribution.std if r.target_std is None else r.target_std,
+            fan_in=r.fan_in,
+            fan_out=r.fan_out,
+            dtype=_dtype_from_name(r.dtype) if r.dtype is not None else None,
+        )
+        for name, r in recorded_distributions(raw).items()
+    }

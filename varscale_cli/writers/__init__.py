@@ -23,7 +23,7 @@ from types import ModuleType
 import ml_dtypes
 import numpy as np
 
-from ..atomic import check_interrupt
+from ..engine.atomic import check_interrupt
 from ..errors import OutputError, SpecError, UnsupportedDtype
 
 FORMATS: tuple[str, ...] = ("safetensors", "npz", "hdf5")
@@ -165,7 +165,7 @@ def write(fmt: str, path: Path, items: Sequence[WriteItem], metadata: Mapping[st
 
     Args:
         fmt: One of :data:`FORMATS`.
-        path: Where to write; normally the temp path of :func:`varscale_cli.atomic.atomic_output`
+        path: Where to write; normally the temp path of :func:`varscale_cli.engine.atomic.atomic_output`
             (it is truncated if it exists).
         items: The tensors, in the order the caller wants them (safetensors reorders them by
             dtype size, like the reference writer, so that every tensor is aligned).

@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 from h5py import h5s
 
-from ..atomic import shielded
+from ..engine.atomic import shielded
 from . import BFLOAT16, HDF5_DTYPE_ATTR, WriteItem, checked_chunks
 
 LIBVER = ("earliest", "v108")

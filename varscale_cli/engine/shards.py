@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .errors import SpecError
+from ..errors import SpecError, VarscaleError
+from ..provenance import Provenance, ShardRef
+from ..spec import Spec, parse_spec
+from .atomic import atomic_output
+from .generate import OnChunk, provenance, write_file
+from .resolve import ResolvedTensor, resolve
+from .sizes import parse_size
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -119,35 +125,31 @@ def make_plan(sizes: Sequence[int], max_bytes: int | None, shards: int | None) -
 
 
 def write_shard(
-    tensors: Sequence[Any],
-    prov: dict[str, Any],
+    tensors: Sequence[ResolvedTensor],
+    prov: Provenance,
     plan: ShardPlan,
     shard: int,
     out_dir: Path,
     *,
     force: bool,
     workers: int,
-    on_chunk: Callable[[Any, int], None] | None = None,
+    on_chunk: OnChunk | None = None,
     fsync: bool = True,
 ) -> Path:
     """Write shard ``shard`` of ``plan`` atomically into ``out_dir``; return its path."""
-    from . import generate as gen
-
     if not 0 <= shard < plan.count:
         raise SpecError(f"--shard-index {shard} is out of range: the plan has {plan.count} shards (0..{plan.count - 1})")
     chosen = [tensors[i] for i in plan.groups[shard]]
-    shard_prov = dict(prov)
-    shard_prov["tensors"] = {t.name: prov["tensors"][t.name] for t in chosen}
-    shard_prov["shard"] = {"index": shard, "count": plan.count}
+    shard_prov = prov.subset([t.name for t in chosen], ShardRef(shard, plan.count))
     path = out_dir / plan.filename(shard)
-    gen.write_file(
-        chosen, gen.file_metadata(shard_prov), path, "safetensors",
+    write_file(
+        chosen, shard_prov.file_metadata(), path, "safetensors",
         force=force, workers=workers, on_chunk=on_chunk, fsync=fsync,
     )
     return path
 
 
-def write_index(plan: ShardPlan, tensors: Sequence[Any], out_dir: Path) -> Path | None:
+def write_index(plan: ShardPlan, tensors: Sequence[ResolvedTensor], out_dir: Path) -> Path | None:
     """Write the index (identical from every shard run); None for a single-file plan.
 
     Replacing it needs no --force: its content is a pure function of the plan, so an existing
@@ -155,8 +157,6 @@ def write_index(plan: ShardPlan, tensors: Sequence[Any], out_dir: Path) -> Path 
     """
     if plan.count == 1:
         return None
-    from .atomic import atomic_output
-
     text = plan.index([t.name for t in tensors], [t.nbytes for t in tensors])
     path = out_dir / INDEX_NAME
     if path.exists() and path.read_text() == text:
@@ -164,6 +164,93 @@ def write_index(plan: ShardPlan, tensors: Sequence[Any], out_dir: Path) -> Path 
     with atomic_output(path, force=True) as tmp:
         tmp.write_text(text)
     return path
+
+
+# --- a whole sharded run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardedRun:
+    """Everything ``varscale generate`` was asked for when the output is a sharded folder.
+
+    Attributes:
+        spec / spec_path / tensors / seed: the resolved spec (``spec_path`` is re-read by
+            Dask workers, which parse the spec themselves).
+        output: the folder; created if missing.
+        fmt: the requested format (only safetensors, or None, can be sharded).
+        max_shard_size / num_shards: the plan, as given (a size text such as ``5GB``).
+        shard_index: write only this shard of the plan (a job array's task), or all.
+        dask_address: run every shard as a task on this Dask scheduler instead.
+    """
+
+    spec: Spec
+    spec_path: Path
+    tensors: Sequence[ResolvedTensor]
+    seed: int
+    output: Path
+    fmt: str | None
+    max_shard_size: str | None
+    num_shards: int | None
+    shard_index: int | None
+    dask_address: str | None
+    force: bool
+    workers: int
+    fsync: bool
+
+
+@dataclass(frozen=True)
+class ShardedResult:
+    """The shard files this run wrote, out of the plan's ``count``."""
+
+    written: list[str]
+    count: int
+
+
+#: Opens a progress display for (tensors, bytes) to come and yields its chunk callback (or None).
+ProgressFactory = Callable[[int, int], AbstractContextManager[OnChunk | None]]
+
+
+def generate_sharded(run: ShardedRun, progress: ProgressFactory) -> ShardedResult:
+    """Plan the shards, then write them here (with ``progress``) or on a Dask cluster, and
+    the index. Every check on the options runs before a byte is written."""
+    if run.fmt not in (None, "safetensors"):
+        raise SpecError(f"sharded output is safetensors only, not {run.fmt}")
+    if run.output.exists() and not run.output.is_dir():
+        raise SpecError(f"'{run.output}' is a file; sharded output goes into a folder")
+    max_bytes = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
+    tensors = run.tensors
+    plan = make_plan([t.nbytes for t in tensors], max_bytes, run.num_shards)
+    run.output.mkdir(parents=True, exist_ok=True)
+    if run.dask_address is not None:
+        if run.shard_index is not None:
+            raise SpecError("--dask runs every shard; drop --shard-index")
+        written = dask_run(
+            run.dask_address, run.spec_path.read_text(encoding="utf-8-sig"), str(run.spec_path),
+            run.seed, max_bytes, run.num_shards, run.output.resolve(), force=run.force,
+            workers=run.workers,
+        )
+        return ShardedResult(written, plan.count)
+    indices = range(plan.count) if run.shard_index is None else [run.shard_index]
+    prov = provenance(run.spec, run.seed, tensors)
+    chosen = [t for i in indices if 0 <= i < plan.count for t in (tensors[j] for j in plan.groups[i])]
+    written = []
+    with progress(len(chosen), sum(t.nbytes for t in chosen)) as advance:
+        for i in indices:
+            written.append(str(write_shard(
+                tensors, prov, plan, i, run.output, force=run.force, workers=run.workers,
+                on_chunk=advance, fsync=run.fsync,
+            )))
+    write_index(plan, tensors, run.output)
+    return ShardedResult(written, plan.count)
+
+
+def _resolved_plan(
+    spec_text: str, spec_name: str, seed: int, max_bytes: int | None, shards: int | None
+) -> tuple[Spec, list[ResolvedTensor], ShardPlan]:
+    """The spec, its tensors and the plan, derived from the spec text alone (on any machine)."""
+    spec = parse_spec(spec_text, path=Path(spec_name))
+    tensors = resolve(spec, seed)
+    return spec, tensors, make_plan([t.nbytes for t in tensors], max_bytes, shards)
 
 
 def dask_run(
@@ -182,15 +269,8 @@ def dask_run(
     try:
         from distributed import Client
     except ImportError:
-        from .errors import VarscaleError
-
         raise VarscaleError("--dask needs dask.distributed: pip install 'varscale[dask]'") from None
-    from . import generate as gen
-    from .spec import parse_spec
-
-    spec = parse_spec(spec_text, path=Path(spec_name))
-    tensors = gen.resolve(spec, seed)
-    plan = make_plan([t.nbytes for t in tensors], max_bytes, shards)
+    spec, tensors, plan = _resolved_plan(spec_text, spec_name, seed, max_bytes, shards)
     with Client(address) as client:
         futures = [
             client.submit(
@@ -201,7 +281,7 @@ def dask_run(
         ]
         paths = client.gather(futures)
     write_index(plan, tensors, out_dir)
-    return list(paths)
+    return [str(p) for p in paths]
 
 
 def _dask_task(
@@ -209,11 +289,6 @@ def _dask_task(
     index: int, out_dir: str, force: bool, workers: int,
 ) -> str:
     """One shard on a Dask worker: re-derive the plan from the spec, write the shard."""
-    from . import generate as gen
-    from .spec import parse_spec
-
-    spec = parse_spec(spec_text, path=Path(spec_name))
-    tensors = gen.resolve(spec, seed)
-    plan = make_plan([t.nbytes for t in tensors], max_bytes, shards)
-    prov = gen.provenance(spec, seed, tensors)
+    spec, tensors, plan = _resolved_plan(spec_text, spec_name, seed, max_bytes, shards)
+    prov = provenance(spec, seed, tensors)
     return str(write_shard(tensors, prov, plan, index, Path(out_dir), force=force, workers=workers))

@@ -8,21 +8,24 @@ whatever the file size; regeneration runs on the same threaded engine as ``gener
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from . import sampling
-from .core.distributions import Distribution
-from .core.fans import compute_fans
-from .errors import ReadError, VarscaleError
-from .generate import ChunkEngine, ResolvedTensor, chunk_jobs
-from .initializers import deserialize
-from .sampling import region_jobs
+from .. import sampling
+from ..core.distributions import Distribution
+from ..core.fans import compute_fans
+from ..errors import VarscaleError
+from ..initializers import deserialize
+from ..provenance import Provenance, record_error
+from ..readers import WeightFile
+from ..sampling import ChunkJob, region_jobs
+from .chunks import ChunkEngine
+from .resolve import ResolvedTensor, chunk_jobs
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Expected:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    jobs: Any  # Callable[[int], Iterator[ChunkJob]]
+    jobs: Callable[[int], Iterator[ChunkJob]]  # chunk size -> the jobs that regenerate it
 
 
 @dataclass
@@ -74,8 +77,9 @@ class VerifyReport:
 
 
 def expected_from_resolved(tensors: list[ResolvedTensor]) -> dict[str, Expected]:
+    """What a spec's tensors must hold (for ``varscale verify FILE SPEC``)."""
     return {
-        t.name: Expected(t.name, t.plan.shape, t.plan.dtype, lambda n, t=t: chunk_jobs(t, n))
+        t.name: Expected(t.name, t.plan.shape, t.plan.dtype, partial(chunk_jobs, t))
         for t in tensors
     }
 
@@ -85,39 +89,27 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
     text = metadata.get("varscale")
     if text is None:
         raise VarscaleError(f"'{where}' has no varscale provenance; give the spec: varscale verify FILE SPEC")
-    try:
-        prov = json.loads(text)
-        stream_id, seed, records = prov["stream_id"], int(prov["seed"]), prov["tensors"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReadError(f"'{where}': unreadable varscale provenance: {exc}") from None
-    if stream_id != sampling.STREAM_ID:
-        raise VarscaleError(
-            f"'{where}' was written with random stream {stream_id!r}; this varscale implements "
-            f"{sampling.STREAM_ID!r}: verify it with the varscale version recorded in the file"
-        )
+    prov = Provenance.from_json(text, where)
     out = {}
-    for name, rec in records.items():
+    for name, rec in prov.tensors.items():
         try:
-            init = deserialize(dict(rec["initializer"]))
-            full_shape = tuple(rec["full_shape"])
+            init = deserialize(dict(rec.initializer))
             fan_in, fan_out = compute_fans(
-                full_shape, rec["layout"], rec.get("in_axis"), rec.get("out_axis"),
-                rec.get("batch_axis") or None,
+                rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
             dist = init.distribution(fan_in, fan_out)
-            recorded = Distribution(**rec["distribution"])
-            sampler = sampling.TensorSampler(dist, rec["dtype"], seed, rec["stream"])
-            shape, offset = tuple(rec["shape"]), tuple(rec["offset"])
+            sampler = sampling.TensorSampler(dist, rec.dtype, prov.seed, rec.stream)
         except (ValueError, KeyError, TypeError) as exc:
-            raise ReadError(f"'{where}': tensor '{name}': unusable provenance record: {exc}") from None
+            raise record_error(where, name, exc) from None
+        recorded = rec.distribution
         if not _same_distribution(dist, recorded):
             raise VarscaleError(
                 f"'{where}': tensor '{name}': the recorded distribution {recorded.to_json()} does not "
                 f"follow from its initializer and fans ({dist.to_json()}); the provenance was edited"
             )
         out[name] = Expected(
-            name, shape, rec["dtype"],
-            lambda n, s=sampler, fs=full_shape, o=offset, sh=shape: region_jobs(s, fs, o, sh, n),
+            name, rec.shape, rec.dtype,
+            partial(region_jobs, sampler, rec.full_shape, rec.offset, rec.shape),
         )
     return out
 
@@ -157,7 +149,8 @@ def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarra
         pos, ia, ib = pos + n, ia + n, ib + n
 
 
-def verify(wf: Any, expected: dict[str, Expected], workers: int) -> VerifyReport:
+def verify(wf: WeightFile, expected: dict[str, Expected], workers: int) -> VerifyReport:
+    """Compare every expected tensor with ``wf``'s, stopping at the first difference."""
     report = VerifyReport()
     infos = {info.name: info for info in wf.tensors()}
     report.missing = [n for n in expected if n not in infos]

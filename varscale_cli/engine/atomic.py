@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from .errors import OutputError
+from ..errors import OutputError
+from .sizes import human_bytes
 
 _TEMP_TAG = ".varscale-tmp-"
 
@@ -117,22 +118,6 @@ def remove_stale_temps(folder: Path, name: str) -> list[Path]:
             continue
         removed.append(Path(entry.path))
     return removed
-
-
-def human_bytes(n: int) -> str:
-    """``n`` bytes in binary units, e.g. ``'1.5 GiB'``.
-
-    >>> human_bytes(1536), human_bytes(512)
-    ('1.5 KiB', '512 B')
-    """
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} EiB"
 
 
 def _temp_prefix(name: str) -> str:

@@ -1,0 +1,270 @@
+"""The ``varscale`` command line: a thin click layer over the library.
+
+Only this package imports click. The group, ``generate`` and ``stats`` live here; ``verify``
+and the describing commands (``spec``, ``presets``, ``schema``) have a module each, and
+_console.py holds what they share (consoles, exit codes, the progress bar).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.table import Table
+
+from .. import __version__
+from ..core.fans import LAYOUTS
+from ..engine.sizes import DECIMAL, human_bytes
+from ..errors import CheckFailed, SpecError
+from ._console import cores as _cores
+from ._console import exit_codes as _errors
+from ._console import progress_bar as _progress
+from ._console import stderr_console as _stderr
+from ._console import stdout_console as _stdout
+from .info import presets, schema, spec_cmd
+from .verify import verify_cmd
+
+if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
+    from ..engine.resolve import ResolvedTensor
+    from ..initializers import Initializer
+    from ..stats import FileReport
+
+
+def describe_initializer(init: Initializer) -> str:
+    """``he_normal`` for a preset, else ``name(k=v, ...)`` without seed and dtype."""
+    preset = getattr(init, "preset", None)
+    if preset:
+        return str(preset)
+    spec = init.to_spec()
+    name = spec.pop("name")
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
+    return f"{name}({args})" if args else str(name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="varscale")
+def cli() -> None:
+    """Reproducible variance-scaling (He, Glorot, LeCun) initial weights.
+
+    \b
+    Example:
+      varscale generate configs/mlp.yaml -o mlp.safetensors --seed 0
+      varscale stats mlp.safetensors
+
+    Shell completion (bash): eval "$(_VARSCALE_COMPLETE=bash_source varscale)"
+    """
+
+
+# --- generate ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (or folder for sharded output).")
+@click.option("--format", "fmt", type=click.Choice(["safetensors", "npz", "hdf5"]), help="Output format (default: from the suffix).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Overrides the spec's seed.")
+@click.option("--force", is_flag=True, help="Replace an existing output.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (fans, std, bytes) and write nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None, help="Sampling threads (default: all cores).")
+@click.option("--no-check", is_flag=True, help="Skip the statistical check of what was written.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Save the check's JSON report here.")
+@click.option("--max-shard-size", "max_shard_size", help="Shard into OUTPUT (a folder) with at most this many tensor bytes each, e.g. 5GB (decimal units).")
+@click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
+@click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
+@click.option("--dask", "dask_address", metavar="SCHEDULER", help="Run the shards as tasks on this Dask scheduler (shared storage).")
+@click.option("--no-fsync", is_flag=True, help="Skip the final fsync: still atomic for other processes, not durable across a power loss.")
+def generate(
+    spec_path: Path,
+    output: Path | None,
+    fmt: str | None,
+    seed: int | None,
+    force: bool,
+    dry_run: bool,
+    quiet: bool,
+    workers: int | None,
+    no_check: bool,
+    report_path: Path | None,
+    max_shard_size: str | None,
+    num_shards: int | None,
+    shard_index: int | None,
+    dask_address: str | None,
+    no_fsync: bool,
+) -> None:
+    """Sample every tensor of SPEC and write a weight file (or a sharded folder).
+
+    \b
+    Example:
+      varscale generate configs/mlp.yaml -o mlp.safetensors --seed 1234
+      varscale generate configs/convnet.yaml -o convnet.h5 --dry-run
+      varscale generate big.yaml -o ckpt/ --max-shard-size 5GB
+      varscale generate big.yaml -o ckpt/ --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID
+    """
+    from .. import writers
+    from ..engine import generate as gen
+    from ..engine import shards
+    from ..engine.chunks import worker_count
+    from ..engine.resolve import resolve, resolve_seed
+    from ..spec import load_spec
+
+    with _errors():
+        spec = load_spec(spec_path)
+        seed = resolve_seed(spec, seed, spec_path)
+        tensors = resolve(spec, seed)
+        if dry_run:
+            _print_plan(tensors, seed)
+            return
+        if output is None:
+            raise SpecError("missing -o/--output (or use --dry-run)")
+        n_workers = worker_count(workers)
+        if max_shard_size is not None or num_shards is not None:
+            run = shards.ShardedRun(
+                spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
+                fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,
+                shard_index=shard_index, dask_address=dask_address, force=force,
+                workers=n_workers, fsync=not no_fsync,
+            )
+            started = time.perf_counter()
+            result = shards.generate_sharded(
+                run, lambda n, total: _progress(quiet, n, total)
+            )
+            if not quiet:
+                _stderr().print(
+                    f"wrote {len(result.written)} of {result.count} shard(s) to {output} in "
+                    f"{time.perf_counter() - started:.2f} s"
+                )
+            if not no_check and shard_index is None:
+                _check_written(output, quiet, report_path)
+            return
+        if shard_index is not None or dask_address is not None:
+            raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
+        fmt = writers.format_for(output, fmt)
+        metadata = gen.provenance(spec, seed, tensors).file_metadata()
+        total = sum(t.nbytes for t in tensors)
+        started = time.perf_counter()
+        with _progress(quiet, len(tensors), total) as advance:
+            gen.write_file(
+                tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance,
+                fsync=not no_fsync,
+            )
+        seconds = time.perf_counter() - started
+        if not quiet:
+            params = sum(t.count for t in tensors)
+            _stderr().print(
+                f"wrote {len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)} "
+                f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
+            )
+        if not no_check:
+            _check_written(output, quiet, report_path)
+
+
+def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
+    table = Table(title=f"plan (seed {seed})")
+    for col, justify in (
+        ("name", "left"), ("shape", "left"), ("dtype", "left"), ("initializer", "left"),
+        ("fan_in", "right"), ("fan_out", "right"), ("target std", "right"),
+        ("sampler std", "right"), ("bytes", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]  # rich wants a Literal
+    for t in tensors:
+        table.add_row(
+            t.name, "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
+            describe_initializer(t.plan.initializer), str(t.fan_in), str(t.fan_out),
+            f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", f"{t.nbytes:,}",
+        )
+    total = sum(t.nbytes for t in tensors)
+    params = sum(t.count for t in tensors)
+    console = _stdout()
+    console.print(table)
+    console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
+
+
+def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
+    from .. import stats
+    from ..readers import open_weights
+    from ..stats.render import summary_line
+
+    with open_weights(path) as wf:
+        targets = stats.targets_from_provenance(wf.metadata) or {}
+        report = stats.check_file(wf, targets, workers=_cores())
+    if report_path is not None:
+        report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+    if not report.ok:
+        _show_report(report, as_json=False)
+        raise CheckFailed(
+            f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
+        )
+    if not quiet:
+        _stderr().print(summary_line(report), markup=False)
+
+
+# --- stats -------------------------------------------------------------------------------------
+
+
+@cli.command(name="stats")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), help="Targets from this spec (matched by tensor name).")
+@click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="keras", show_default=True, help="Fan convention for --init.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+def stats_cmd(
+    path: Path,
+    spec_path: Path | None,
+    init_name: str | None,
+    layout: str,
+    as_json: bool,
+    plot_path: Path | None,
+    alpha: float,
+) -> None:
+    """Check every tensor of FILE against its target distribution.
+
+    Exit 0 when every check passes, 3 when one fails, 1 or 2 on errors.
+
+    \b
+    Example:
+      varscale stats mlp.safetensors
+      varscale stats weights.npz --init he_normal --layout torch --json
+    """
+    from .. import stats
+    from ..readers import open_weights
+
+    with _errors():
+        with open_weights(path) as wf:
+            targets = stats.targets_for_file(wf, spec_path, init_name, layout)
+            report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
+            if plot_path is not None:
+                from ..stats.render import plot_report
+
+                plot_report(report, wf, plot_path)
+        _show_report(report, as_json)
+        if not report.ok:
+            raise CheckFailed("statistical check failed", reported=True)
+
+
+def _show_report(report: FileReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json(), sort_keys=True))
+        return
+    from ..stats.render import stats_table, summary_line
+
+    console = _stdout()
+    console.print(stats_table(report))
+    console.print(summary_line(report), markup=False)
+
+
+for _command in (verify_cmd, spec_cmd, presets, schema):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="varscale")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,83 @@
+"""A resolved spec written to one file: its provenance, writer items and the atomic write.
+
+Every check that can fail without sampling (dtypes the format cannot hold, names, an existing
+output, the folder, free space) runs before the first value is drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__, sampling, writers
+from ..provenance import Provenance
+from ..spec import Spec
+from ..writers import WriteItem
+from .atomic import atomic_output
+from .chunks import ChunkEngine
+from .resolve import ResolvedTensor, chunk_jobs
+
+#: Progress callback: a tensor and the bytes of its chunk that was just handed to the writer.
+OnChunk = Callable[[ResolvedTensor, int], None]
+
+
+def provenance(spec: Spec, seed: int, tensors: Sequence[ResolvedTensor]) -> Provenance:
+    """The record of a whole run: this version, the stream, the seed, the spec and its tensors."""
+    return Provenance(
+        varscale_version=__version__,
+        stream_id=sampling.STREAM_ID,
+        seed=seed,
+        spec_sha256=spec.sha256,
+        tensors={t.name: t.record() for t in tensors},
+    )
+
+
+def write_items(
+    tensors: Sequence[ResolvedTensor],
+    engine: ChunkEngine,
+    on_chunk: OnChunk | None = None,
+) -> list[WriteItem]:
+    """Writer items whose chunk iterators run on ``engine`` (and report progress)."""
+
+    def make_chunks(t: ResolvedTensor) -> Callable[[], Iterator[np.ndarray]]:
+        def chunks() -> Iterator[np.ndarray]:
+            for arr in engine.run(chunk_jobs(t, engine.chunk_elems)):
+                yield arr
+                if on_chunk is not None:
+                    on_chunk(t, arr.nbytes)
+
+        return chunks
+
+    return [
+        WriteItem(
+            name=t.name,
+            shape=t.plan.shape,
+            dtype=sampling.numpy_dtype(t.plan.dtype),
+            chunks=make_chunks(t),
+            attrs={"varscale": t.record().to_json()},
+        )
+        for t in tensors
+    ]
+
+
+def write_file(
+    tensors: Sequence[ResolvedTensor],
+    metadata: dict[str, str],
+    path: Path,
+    fmt: str,
+    *,
+    force: bool,
+    workers: int,
+    on_chunk: OnChunk | None = None,
+    fsync: bool = True,
+) -> None:
+    """Sample ``tensors`` on ``workers`` threads and write them atomically to ``path``
+    (``fsync=False``: atomic for other processes, not durable across a power loss)."""
+    with ChunkEngine(workers) as engine:
+        items = write_items(tensors, engine, on_chunk)
+        writers.check_items(fmt, items)
+        planned = writers.planned_size(fmt, items, metadata)
+        with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
+            writers.write(fmt, tmp, items, metadata)
