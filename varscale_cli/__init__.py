@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .core.distributions import Distribution
 from .core.fans import compute_fans
+from .core.stream import STREAM_ID, TensorSampler
 from .initializers import (
     PRESETS,
     Constant,
@@ -42,7 +43,6 @@ from .initializers import (
     xavier_normal,
     xavier_uniform,
 )
-from .sampling import STREAM_ID, TensorSampler
 
 __version__ = "0.1.0"
 

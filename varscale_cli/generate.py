@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, sampling
+from . import __version__
 from .core.distributions import Distribution
+from .core.dtypes import numpy_dtype
 from .core.fans import compute_fans
-from .sampling import ChunkJob, region_jobs
+from .core.stream import BLOCK, STREAM_ID, ChunkJob, Scratch, TensorSampler, region_jobs
 from .spec import Spec, TensorPlan
 from .writers import WriteItem
 
@@ -52,7 +53,7 @@ class ResolvedTensor:
     fan_out: int
     target_std: float
     distribution: Distribution
-    sampler: sampling.TensorSampler
+    sampler: TensorSampler
 
     @property
     def name(self) -> str:
@@ -64,7 +65,7 @@ class ResolvedTensor:
 
     @property
     def nbytes(self) -> int:
-        return self.count * sampling.numpy_dtype(self.plan.dtype).itemsize
+        return self.count * numpy_dtype(self.plan.dtype).itemsize
 
     def provenance(self) -> dict[str, Any]:
         """The per-tensor record stored in every output (sorted keys when serialised)."""
@@ -102,7 +103,7 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
                 fan_out=fan_out,
                 target_std=p.initializer.target_std(fan_in, fan_out),
                 distribution=dist,
-                sampler=sampling.TensorSampler(dist, p.dtype, seed, p.stream),
+                sampler=TensorSampler(dist, p.dtype, seed, p.stream),
             )
         )
     return out
@@ -111,7 +112,7 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
 def provenance(spec: Spec, seed: int, tensors: Sequence[ResolvedTensor]) -> dict[str, Any]:
     return {
         "varscale_version": __version__,
-        "stream_id": sampling.STREAM_ID,
+        "stream_id": STREAM_ID,
         "seed": seed,
         "spec_sha256": spec.sha256,
         "tensors": {t.name: t.provenance() for t in tensors},
@@ -172,7 +173,7 @@ class ChunkEngine:
             free = self._pool.setdefault(dtype, [])
             if free:
                 return free.pop()
-        return np.empty(self.chunk_elems, dtype=sampling.numpy_dtype(dtype))
+        return np.empty(self.chunk_elems, dtype=numpy_dtype(dtype))
 
     def _release(self, dtype: str, buf: np.ndarray) -> None:
         with self._lock:
@@ -181,7 +182,7 @@ class ChunkEngine:
     def _run(self, job: ChunkJob) -> np.ndarray:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = sampling._Scratch(sampling.BLOCK)
+            scratch = self._local.scratch = Scratch(BLOCK)
         buf = self._buffer(job.sampler.dtype)
         job.fill(buf, scratch)
         return buf
@@ -234,7 +235,7 @@ def write_items(
         WriteItem(
             name=t.name,
             shape=t.plan.shape,
-            dtype=sampling.numpy_dtype(t.plan.dtype),
+            dtype=numpy_dtype(t.plan.dtype),
             chunks=make_chunks(t),
             attrs={"varscale": dumps(t.provenance())},
         )

@@ -9,7 +9,7 @@
   weight file needs (zeros, ones, constant, random_normal, truncated_normal, random_uniform).
 
 Every initializer resolves, for a given full shape and fan convention, to an exact
-`Distribution`; `sampling.TensorSampler` draws from it. ``seed=None`` means fresh entropy on every
+`Distribution`; `core.stream.TensorSampler` draws from it. ``seed=None`` means fresh entropy on every
 call (TF1's behaviour); an integer seed gives the same values on every call.
 """
 
@@ -23,9 +23,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import sampling
 from .core.distributions import Distribution
+from .core.dtypes import SAMPLED
 from .core.fans import Axes, compute_fans
+from .core.stream import TensorSampler, sample
+from .core.stream.coefficients import TRUNC_STD_2
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")
@@ -49,7 +51,7 @@ def canonical_dtype(dtype: Any) -> str:
         return DTYPE_ALIASES[name]
     raise ValueError(
         f"Expected a floating point dtype, got {dtype!r}; "
-        f"allowed: {', '.join(sampling.FLOAT_DTYPES)}"
+        f"allowed: {', '.join(SAMPLED)}"
     )
 
 
@@ -130,7 +132,7 @@ class Initializer:
         return self.distribution(fan_in, fan_out).std
 
     def supports_dtype(self, dtype: str) -> bool:
-        return dtype in sampling.FLOAT_DTYPES
+        return dtype in SAMPLED
 
     def to_spec(self) -> dict[str, Any]:
         """The spec mapping form: ``{"name": ..., **params}`` (no seed/dtype)."""
@@ -175,8 +177,8 @@ class Initializer:
         fan_in, fan_out = self.fans(full_shape, layout, in_axis, out_axis, batch_axis)
         dist = self.distribution(fan_in, fan_out)
         seed = self.seed if self.seed is not None else _fresh_seed()
-        sampler = sampling.TensorSampler(dist, dtype, seed, stream)
-        return sampling.sample(sampler, full_shape, offset, shape)
+        sampler = TensorSampler(dist, dtype, seed, stream)
+        return sample(sampler, full_shape, offset, shape)
 
     def _region(
         self, shape: tuple[int, ...], partition_info: PartitionInfo | None
@@ -296,7 +298,7 @@ class VarianceScaling(Initializer):
         kind = self.distribution_name
         if kind in ("truncated_normal", "normal"):
             return Distribution(
-                "truncated_normal", std / sampling.TRUNC_STD_2 if self.corrected else std
+                "truncated_normal", std / TRUNC_STD_2 if self.corrected else std
             )
         if kind == "untruncated_normal":
             return Distribution("normal", std)

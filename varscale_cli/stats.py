@@ -31,9 +31,9 @@ import ml_dtypes
 import numpy as np
 
 from .core.distributions import KINDS, Distribution, truncated_moments
+from .core.stream import compiled_kernels
 from .errors import ReadError, SpecError
 from .readers import LOGICAL_DTYPES, TensorInfo, WeightFile, loads_strict
-from .sampling import compiled_kernels
 
 __all__ = [
     "DEFAULT_ALPHA",

@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from . import sampling
 from .core.distributions import Distribution
 from .core.fans import compute_fans
+from .core.stream import STREAM_ID, TensorSampler, region_jobs
 from .errors import ReadError, VarscaleError
 from .generate import ChunkEngine, ResolvedTensor, chunk_jobs
 from .initializers import deserialize
-from .sampling import region_jobs
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,10 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
         stream_id, seed, records = prov["stream_id"], int(prov["seed"]), prov["tensors"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ReadError(f"'{where}': unreadable varscale provenance: {exc}") from None
-    if stream_id != sampling.STREAM_ID:
+    if stream_id != STREAM_ID:
         raise VarscaleError(
             f"'{where}' was written with random stream {stream_id!r}; this varscale implements "
-            f"{sampling.STREAM_ID!r}: verify it with the varscale version recorded in the file"
+            f"{STREAM_ID!r}: verify it with the varscale version recorded in the file"
         )
     out = {}
     for name, rec in records.items():
@@ -106,7 +105,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
             )
             dist = init.distribution(fan_in, fan_out)
             recorded = Distribution(**rec["distribution"])
-            sampler = sampling.TensorSampler(dist, rec["dtype"], seed, rec["stream"])
+            sampler = TensorSampler(dist, rec["dtype"], seed, rec["stream"])
             shape, offset = tuple(rec["shape"]), tuple(rec["offset"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ReadError(f"'{where}': tensor '{name}': unusable provenance record: {exc}") from None

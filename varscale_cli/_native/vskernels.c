@@ -1,4 +1,5 @@
-/* Compiled float32 transforms for varscale: the numpy reference path of sampling.py, fused.
+/* Compiled float32 transforms for varscale: the numpy reference path of
+ * varscale_cli/core/stream/transforms.py, fused.
  *
  * Every function performs the same IEEE-754 float32 operations in the same order as the
  * numpy code it replaces, element by element, so the bytes are identical (tests compare both
@@ -6,8 +7,9 @@
  * -ffp-contract=off (no a*b+c fused into an FMA) and no -ffast-math; comparisons, selects,
  * integer operations and int-to-float conversions of |k| < 2^24 are exact anyway.
  *
- * Coefficients come from the caller (the same float32 values numpy uses): parsing decimal
- * literals here could round differently from numpy's decimal -> double -> float path.
+ * Coefficients come from the caller (varscale_cli/core/stream/coefficients.py, the same
+ * float32 values numpy uses): parsing decimal literals here could round differently from
+ * numpy's decimal -> double -> float path.
  *
  * The functions are plain C called through ctypes (which releases the GIL), so sampling
  * threads run them in parallel. The module init below only makes this a loadable extension.
@@ -27,7 +29,7 @@
 #define VS_CLONES
 #endif
 
-/* out[i] = ((bits[i] >> 8) | 1) * scale: sampling._symmetric_f32. */
+/* out[i] = ((bits[i] >> 8) | 1) * scale: transforms.symmetric_f32. */
 VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) {
         int32_t k = (bits[i] >> 8) | 1;
@@ -36,7 +38,7 @@ VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out,
 }
 
 /* The shared head of both normals: x, then w = -log((1 - x)(1 + x)) - 2.5 and the central
- * polynomial, exactly as sampling._neg_log_f32 and _erfinv_f32 compute them. */
+ * polynomial, exactly as transforms.neg_log_f32 and erfinv_f32 compute them. */
 #define VS_CENTRAL(i)                                                        \
     int32_t k = (bits[i] >> 8) | 1;                                          \
     float x = (float)k * xscale;                                             \
@@ -111,8 +113,10 @@ VS_CLONES void vs_normal_f32(const int32_t *restrict bits, float *restrict out, 
 /* Statistics of a float32 chunk for varscale stats (not bit-reproducibility: this is
  * measurement, and summation order only moves the last bits). Finite values only go into the
  * moments; out = {n_finite, mean, m2, m3, m4, min, max, zeros, nans, infs, below, above},
- * m_k = sum (x - mean)^k. Sums run in double over blocks of 4096 values folded into a
- * running total, which keeps the rounding error near that of pairwise summation. */
+ * m_k = sum (x - mean)^k. Sums run in double, in VS_LANES interleaved partial sums (element i
+ * goes to lane i % VS_LANES) added together at the end; the caller merges chunks pairwise
+ * (Chan's formulas), so each sum spans one chunk and its double rounding error stays many
+ * orders of magnitude below float32 resolution. */
 #define VS_LANES 8
 
 /* The general case: any value may be NaN or infinite (counted, kept out of the moments). */
