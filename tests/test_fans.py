@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from varscale_cli import initializers
-from varscale_cli.core import fans
+from varscale_cli.core import fans, initializers
 from varscale_cli.core.fans import compute_fans
 
 Axes = int | list[int] | None

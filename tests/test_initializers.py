@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import varscale_cli as V
-from varscale_cli import initializers as I
+from varscale_cli.core import initializers as I
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.core.dtypes import numpy_dtype
 from varscale_cli.core.fans import compute_fans

@@ -25,9 +25,9 @@ from scipy import special, stats
 from varscale_cli.core import distributions, stream
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.core.dtypes import numpy_dtype
+from varscale_cli.core.initializers import he_normal
 from varscale_cli.core.stream import coefficients, philox, transforms
 from varscale_cli.core.stream import sampler as sampler_module
-from varscale_cli.initializers import he_normal
 
 KINDS = ("truncated_normal", "normal", "uniform")
 DTYPES = ("float32", "float64", "bfloat16", "float16")

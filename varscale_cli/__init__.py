@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from .core.distributions import Distribution
 from .core.fans import compute_fans
-from .core.stream import STREAM_ID, TensorSampler
-from .initializers import (
+from .core.initializers import (
     PRESETS,
     Constant,
     ContribVarianceScaling,
@@ -43,6 +42,7 @@ from .initializers import (
     xavier_normal,
     xavier_uniform,
 )
+from .core.stream import STREAM_ID, TensorSampler
 
 __version__ = "0.1.0"
 

@@ -382,7 +382,7 @@ def stats_cmd(
 
 def _targets(wf: Any, spec_path: Path | None, init_name: str | None, layout: str) -> dict:
     from . import stats
-    from .initializers import get
+    from .core.initializers import get
 
     tensors = wf.tensors()
     if spec_path is not None:
@@ -521,7 +521,7 @@ def presets() -> None:
     Example:
       varscale presets
     """
-    from .initializers import ALIASES, CLASSES, PRESETS
+    from .core.initializers import ALIASES, CLASSES, PRESETS
 
     table = Table(title="presets")
     for col in ("name", "scale", "mode", "distribution", "reference"):

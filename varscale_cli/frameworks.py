@@ -47,7 +47,8 @@ from typing import Any
 
 import yaml
 
-from .initializers import DTYPE_ALIASES, deserialize
+from .core.dtypes import SAMPLED_ALIASES as DTYPE_ALIASES
+from .core.initializers import deserialize
 
 __all__ = [
     "dump_spec", "skipped_tensors", "spec_from_keras", "spec_from_state_dict", "spec_from_tensors",

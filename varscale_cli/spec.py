@@ -34,9 +34,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .core.dtypes import SAMPLED_ALIASES as DTYPE_ALIASES
 from .core.fans import compute_fans
+from .core.initializers import Initializer, deserialize
 from .errors import SpecError, UnsupportedDtype
-from .initializers import DTYPE_ALIASES, Initializer, deserialize
 
 __all__ = ["Spec", "TensorPlan", "load_spec", "parse_spec", "schema"]
 

@@ -18,10 +18,10 @@ import numpy as np
 
 from .core.distributions import Distribution
 from .core.fans import compute_fans
+from .core.initializers import deserialize
 from .core.stream import STREAM_ID, TensorSampler, region_jobs
 from .errors import ReadError, VarscaleError
 from .generate import ChunkEngine, ResolvedTensor, chunk_jobs
-from .initializers import deserialize
 
 
 @dataclass(frozen=True)

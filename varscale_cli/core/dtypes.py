@@ -66,6 +66,11 @@ ALIASES: dict[str, str] = {a: d.name for d in DTYPES for a in (d.name, *d.aliase
 #: The dtypes the random stream can produce, in the order messages list them.
 SAMPLED: tuple[str, ...] = tuple(d.name for d in DTYPES if d.sampled)
 
+#: Every spelling of a sampled dtype -> its canonical name (what initializers accept).
+SAMPLED_ALIASES: dict[str, str] = {
+    a: d.name for d in DTYPES if d.sampled for a in (d.name, *d.aliases)
+}
+
 #: The complex dtypes.
 COMPLEX: tuple[str, ...] = tuple(d.name for d in DTYPES if d.kind == "complex")
 
