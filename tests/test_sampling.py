@@ -25,7 +25,7 @@ from scipy import special, stats
 from varscale_cli.core import distributions, stream
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.core.dtypes import numpy_dtype
-from varscale_cli.core.initializers import he_normal
+from varscale_cli.core.initializers.registry import he_normal
 from varscale_cli.core.stream import coefficients, philox, transforms
 from varscale_cli.core.stream import sampler as sampler_module
 

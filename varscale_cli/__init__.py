@@ -30,6 +30,9 @@ from .core.initializers import (
     calculate_gain,
     deserialize,
     get,
+    variance_scaling_initializer,
+)
+from .core.initializers.registry import (
     glorot_normal,
     glorot_uniform,
     he_normal,
@@ -38,7 +41,6 @@ from .core.initializers import (
     kaiming_uniform,
     lecun_normal,
     lecun_uniform,
-    variance_scaling_initializer,
     xavier_normal,
     xavier_uniform,
 )

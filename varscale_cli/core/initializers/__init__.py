@@ -4,7 +4,8 @@
 * `variance_scaling`: TF / Keras `VarianceScaling` and TF contrib's variant;
 * `pytorch`: ``torch.nn.init``'s kaiming / xavier and its gain table;
 * `plain`: constants, fixed normals and uniforms;
-* `registry`: presets, aliases and classes by name (`get`);
+* `registry`: presets, aliases and classes by name (`get`), and the preset functions
+  (`registry.he_normal` ...; ``varscale_cli`` exports them);
 * `deserialize`: names, spec mappings, TF and Keras dicts -> an initializer.
 """
 
@@ -23,24 +24,7 @@ from .pytorch import (
     TorchXavierUniform,
     calculate_gain,
 )
-from .registry import (
-    ALIASES,
-    CLASSES,
-    PRESETS,
-    Preset,
-    get,
-    glorot_normal,
-    glorot_uniform,
-    he_normal,
-    he_uniform,
-    kaiming_normal,
-    kaiming_uniform,
-    lecun_normal,
-    lecun_uniform,
-    names,
-    xavier_normal,
-    xavier_uniform,
-)
+from .registry import ALIASES, CLASSES, PRESETS, Preset, get, names
 from .variance_scaling import (
     CONTRIB_MODES,
     DISTRIBUTIONS,
@@ -56,7 +40,5 @@ __all__ = [
     "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchKaiming",
     "TorchKaimingNormal", "TorchKaimingUniform", "TorchXavier", "TorchXavierNormal",
     "TorchXavierUniform", "TruncatedNormal", "VarianceScaling", "Zeros", "calculate_gain",
-    "canonical_dtype", "deserialize", "get", "glorot_normal", "glorot_uniform", "he_normal",
-    "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform", "names",
-    "variance_scaling_initializer", "xavier_normal", "xavier_uniform",
+    "canonical_dtype", "deserialize", "get", "names", "variance_scaling_initializer",
 ]

@@ -103,6 +103,15 @@ class Initializer:
     #: The preset name this initializer was built from (``he_normal``...), None if none.
     preset: str | None = None
 
+    def _seeded(self, seed: object, dtype: object) -> None:
+        """Check and set the two arguments every initializer takes."""
+        self.seed = check_seed(seed)
+        self.dtype = canonical_dtype(dtype)
+
+    def _config(self, **params: ConfigValue) -> Config:
+        """``params`` followed by seed and dtype: the order every ``get_config()`` lists."""
+        return {**params, "seed": self.seed, "dtype": self.dtype}
+
     def get_config(self) -> Config:
         raise NotImplementedError
 

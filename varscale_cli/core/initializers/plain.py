@@ -5,8 +5,10 @@ normals / uniforms (Keras ``Zeros``, ``Ones``, ``Constant``, ``RandomNormal``,
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..distributions import Distribution
-from .base import Config, DTypeSpec, Initializer, canonical_dtype, check_seed, number
+from .base import Config, DTypeSpec, Initializer, number
 
 
 class _Plain(Initializer):
@@ -22,8 +24,7 @@ class Constant(_Plain):
 
     def __init__(self, value: float = 0.0, seed: int | None = None, dtype: DTypeSpec = "float32") -> None:
         self.value = number(value, "value")
-        self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+        self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
         return {"value": self.value, "dtype": self.dtype}
@@ -32,28 +33,30 @@ class Constant(_Plain):
         return Distribution("constant", 0.0, loc=self.value)
 
 
-class Zeros(Constant):
+class _FixedConstant(Constant):
+    """A constant whose value is in the name, so the config holds only the dtype."""
+
+    fixed_value: ClassVar[float]
+
+    def __init__(self, seed: int | None = None, dtype: DTypeSpec = "float32") -> None:
+        super().__init__(self.fixed_value, seed, dtype)
+
+    def get_config(self) -> Config:
+        return {"dtype": self.dtype}
+
+
+class Zeros(_FixedConstant):
     """Every element is 0 (Keras ``Zeros``)."""
 
     name = "zeros"
-
-    def __init__(self, seed: int | None = None, dtype: DTypeSpec = "float32") -> None:
-        super().__init__(0.0, seed, dtype)
-
-    def get_config(self) -> Config:
-        return {"dtype": self.dtype}
+    fixed_value = 0.0
 
 
-class Ones(Constant):
+class Ones(_FixedConstant):
     """Every element is 1 (Keras ``Ones``)."""
 
     name = "ones"
-
-    def __init__(self, seed: int | None = None, dtype: DTypeSpec = "float32") -> None:
-        super().__init__(1.0, seed, dtype)
-
-    def get_config(self) -> Config:
-        return {"dtype": self.dtype}
+    fixed_value = 1.0
 
 
 class RandomNormal(_Plain):
@@ -69,11 +72,10 @@ class RandomNormal(_Plain):
         self.stddev = number(stddev, "stddev")
         if self.stddev <= 0:
             raise ValueError(f"`stddev` must be positive. Received: stddev={stddev!r}")
-        self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+        self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed, "dtype": self.dtype}
+        return self._config(mean=self.mean, stddev=self.stddev)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         return self.stddev
@@ -105,11 +107,10 @@ class RandomUniform(_Plain):
         self.maxval = number(maxval, "maxval")
         if not self.maxval > self.minval:
             raise ValueError(f"`maxval` must exceed `minval`. Received: {minval!r}, {maxval!r}")
-        self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+        self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
-        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed, "dtype": self.dtype}
+        return self._config(minval=self.minval, maxval=self.maxval)
 
     def distribution(self, fan_in: float, fan_out: float) -> Distribution:
         half = (self.maxval - self.minval) / 2.0

@@ -10,7 +10,7 @@ import math
 from typing import ClassVar
 
 from ..distributions import Distribution
-from .base import Config, DTypeSpec, Initializer, canonical_dtype, check_seed, fan_n, finite_float
+from .base import Config, DTypeSpec, Initializer, fan_n, finite_float
 
 _LINEAR_GAINS = (
     "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -43,13 +43,18 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
 
 
 class _TorchBase(Initializer):
-    """Seed and dtype handling, and PyTorch's ``(out, in, *k)`` layout for the fans."""
+    """PyTorch's ``(out, in, *k)`` layout for the fans, and its laws: an untruncated normal with
+    the target std, or the uniform with that std (bound sqrt(3) std: U(-b, b) has variance
+    b^2 / 3)."""
 
     default_layout = "torch"
+    uniform: ClassVar[bool] = False
 
-    def __init__(self, seed: int | None = None, dtype: DTypeSpec = "float32") -> None:
-        self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+    def distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        std = self.target_std(fan_in, fan_out)
+        if self.uniform:
+            return Distribution("uniform", math.sqrt(3.0) * std)
+        return Distribution("normal", std)
 
 
 class TorchKaiming(_TorchBase):
@@ -60,8 +65,6 @@ class TorchKaiming(_TorchBase):
     ``torch.kaiming_uniform`` with ``a = sqrt(5)``: U(+-1/sqrt(fan_in)).
     """
 
-    uniform: ClassVar[bool] = False
-
     def __init__(
         self,
         a: float = 0.0,
@@ -70,7 +73,7 @@ class TorchKaiming(_TorchBase):
         seed: int | None = None,
         dtype: DTypeSpec = "float32",
     ) -> None:
-        super().__init__(seed, dtype)
+        self._seeded(seed, dtype)
         if finite_float(a) is None:
             raise ValueError(f"`a` must be a finite number. Received: a={a!r}")
         if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
@@ -81,23 +84,10 @@ class TorchKaiming(_TorchBase):
         self.nonlinearity = nonlinearity
 
     def get_config(self) -> Config:
-        return {
-            "a": self.a,
-            "mode": self.mode,
-            "nonlinearity": self.nonlinearity,
-            "seed": self.seed,
-            "dtype": self.dtype,
-        }
+        return self._config(a=self.a, mode=self.mode, nonlinearity=self.nonlinearity)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         return self.gain / math.sqrt(fan_n(self.mode, fan_in, fan_out))
-
-    def distribution(self, fan_in: float, fan_out: float) -> Distribution:
-        std = self.target_std(fan_in, fan_out)
-        if self.uniform:
-            return Distribution("uniform", math.sqrt(3.0) * std)
-        return Distribution("normal", std)
-
 
 class TorchKaimingNormal(TorchKaiming):
     """``torch.nn.init.kaiming_normal_``: N(0, (gain / sqrt(fan))^2)."""
@@ -115,29 +105,20 @@ class TorchKaimingUniform(TorchKaiming):
 class TorchXavier(_TorchBase):
     """``torch.nn.init.xavier_{normal,uniform}_``: std = gain sqrt(2 / (fan_in + fan_out))."""
 
-    uniform: ClassVar[bool] = False
-
     def __init__(
         self, gain: float = 1.0, seed: int | None = None, dtype: DTypeSpec = "float32"
     ) -> None:
-        super().__init__(seed, dtype)
+        self._seeded(seed, dtype)
         value = finite_float(gain)
         if value is None or value <= 0:
             raise ValueError(f"`gain` must be a positive number. Received: gain={gain!r}")
         self.gain = value
 
     def get_config(self) -> Config:
-        return {"gain": self.gain, "seed": self.seed, "dtype": self.dtype}
+        return self._config(gain=self.gain)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         return self.gain * math.sqrt(2.0 / max(1.0, float(fan_in + fan_out)))
-
-    def distribution(self, fan_in: float, fan_out: float) -> Distribution:
-        std = self.target_std(fan_in, fan_out)
-        if self.uniform:
-            return Distribution("uniform", math.sqrt(3.0) * std)
-        return Distribution("normal", std)
-
 
 class TorchXavierNormal(TorchXavier):
     """``torch.nn.init.xavier_normal_``."""

@@ -10,20 +10,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
-import numpy as np
 
 from ..distributions import Distribution
-from ..fans import Axes
 from ..stream.coefficients import TRUNC_STD_2
 from .base import (
     Config,
     DTypeSpec,
     Initializer,
     PartitionInfo,
-    canonical_dtype,
-    check_seed,
     fan_n,
     finite_float,
 )
@@ -89,19 +83,14 @@ class VarianceScaling(Initializer):
         self.scale = value
         self.mode = mode
         self.distribution_name = dist
-        self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+        self._seeded(seed, dtype)
         self.corrected = corrected
         self.preset = preset
 
     def get_config(self) -> Config:
-        config: Config = {
-            "scale": self.scale,
-            "mode": self.mode,
-            "distribution": self.distribution_name,
-            "seed": self.seed,
-            "dtype": self.dtype,
-        }
+        config = self._config(
+            scale=self.scale, mode=self.mode, distribution=self.distribution_name
+        )
         if not self.corrected:
             config["corrected"] = False  # only when it changes the meaning
         return config
@@ -156,17 +145,10 @@ class ContribVarianceScaling(Initializer):
         self.factor = value
         self.mode = mode
         self.uniform = uniform
-        self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+        self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
-        return {
-            "factor": self.factor,
-            "mode": self.mode,
-            "uniform": self.uniform,
-            "seed": self.seed,
-            "dtype": self.dtype,
-        }
+        return self._config(factor=self.factor, mode=self.mode, uniform=self.uniform)
 
     def _n(self, fan_in: float, fan_out: float) -> float:
         return fan_n(self.mode.lower(), fan_in, fan_out)
@@ -180,23 +162,11 @@ class ContribVarianceScaling(Initializer):
             return Distribution("uniform", math.sqrt(3.0 * self.factor / n))
         return Distribution("truncated_normal", math.sqrt(1.3 * self.factor / n))
 
-    def __call__(
-        self,
-        shape: Sequence[int],
-        dtype: DTypeSpec | None = None,
-        partition_info: PartitionInfo | None = None,
-        *,
-        stream: str = "",
-        layout: str | None = None,
-        in_axis: Axes = None,
-        out_axis: Axes = None,
-        batch_axis: Axes = None,
-    ) -> np.ndarray:
+    def _region(
+        self, shape: tuple[int, ...], partition_info: PartitionInfo | None
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         # contrib ignores partition_info: the shape passed is the whole tensor.
-        return super().__call__(
-            shape, dtype, None, stream=stream, layout=layout, in_axis=in_axis,
-            out_axis=out_axis, batch_axis=batch_axis,
-        )
+        return super()._region(shape, None)
 
 
 def variance_scaling_initializer(
