@@ -37,6 +37,16 @@ VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out,
     }
 }
 
+/* Horner's rule, highest degree first, as transforms._horner computes it: x * c[0] + c[1], then
+ * one multiply and one add per term. Called with constant n, it is fully unrolled, so the
+ * element loops around it still vectorise. */
+static inline float vs_horner(float x, const float *restrict c, int n) {
+    float r = x * c[0] + c[1];
+#pragma GCC unroll 16
+    for (int k = 2; k < n; k++) r = r * x + c[k];
+    return r;
+}
+
 /* The shared head of both normals: x, then w = -log((1 - x)(1 + x)) - 2.5 and the central
  * polynomial, exactly as transforms.neg_log_f32 and erfinv_f32 compute them. */
 #define VS_CENTRAL(i)                                                        \
@@ -52,23 +62,10 @@ VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out,
     float t = m + 1.0f;                                                      \
     float s = (m - 1.0f) / t;                                                \
     float s2 = s * s;                                                        \
-    float p = s2 * at[0] + at[1];                                            \
-    p = p * s2 + at[2];                                                      \
-    p = p * s2 + at[3];                                                      \
-    p = p * s2 + at[4];                                                      \
-    p = p * s2 + at[5];                                                      \
-    p = p * s2 + at[6];                                                      \
-    float logm = p * s;                                                      \
+    float logm = vs_horner(s2, at, 7) * s;                                   \
     float el = (float)e * ln2;                                               \
     float w = (el - 2.5f) - logm;                                            \
-    float c = w * ce[0] + ce[1];                                             \
-    c = c * w + ce[2];                                                       \
-    c = c * w + ce[3];                                                       \
-    c = c * w + ce[4];                                                       \
-    c = c * w + ce[5];                                                       \
-    c = c * w + ce[6];                                                       \
-    c = c * w + ce[7];                                                       \
-    c = c * w + ce[8];
+    float c = vs_horner(w, ce, 9);
 
 /* Truncated normal: x uniform on (-erf(sqrt 2), erf(sqrt 2)), central branch only, clip. */
 VS_CLONES void vs_truncnormal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
@@ -91,14 +88,7 @@ VS_CLONES void vs_normal_f32(const int32_t *restrict bits, float *restrict out, 
     for (int64_t i = 0; i < n; i++) {
         VS_CENTRAL(i)
         float r = __builtin_sqrtf(w + 2.5f) - 3.0f;
-        float q = r * ta[0] + ta[1];
-        q = q * r + ta[2];
-        q = q * r + ta[3];
-        q = q * r + ta[4];
-        q = q * r + ta[5];
-        q = q * r + ta[6];
-        q = q * r + ta[7];
-        q = q * r + ta[8];
+        float q = vs_horner(r, ta, 9);
         /* Bitwise select (exact, and it keeps the loop branch-free so it vectorises). */
         int32_t mask = -(int32_t)(w >= 2.5f), qb, cb;
         memcpy(&qb, &q, 4);
