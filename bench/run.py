@@ -36,11 +36,11 @@ BIN = Path(sys.executable).parent
 
 
 def kernel_bench(n: int = 1 << 24, reps: int = 7) -> list[dict]:
-    from varscale_cli import sampling
     from varscale_cli.core.distributions import Distribution
+    from varscale_cli.core.stream import BLOCK, Scratch, TensorSampler, native_path
 
     out = np.empty(n, np.float32)
-    scratch = sampling._Scratch(sampling.BLOCK)
+    scratch = Scratch(BLOCK)
 
     def median_rate(fn) -> float:
         fn()
@@ -52,19 +52,19 @@ def kernel_bench(n: int = 1 << 24, reps: int = 7) -> list[dict]:
         return n / statistics.median(times) / 1e6
 
     gen = np.random.Generator(np.random.PCG64(1))
-    loaded = sampling.compiled_kernels()
+    with native_path(True) as loaded:
+        pass
     rows = []
     for kind in ("truncated_normal", "normal", "uniform"):
-        sampler = sampling.TensorSampler(Distribution(kind, 0.05), "float32", 1, "bench")
-        for path, setting in (("numpy", False), ("compiled", loaded)):
-            if path == "compiled" and not loaded:
+        sampler = TensorSampler(Distribution(kind, 0.05), "float32", 1, "bench")
+        for path in ("numpy", "compiled"):
+            if path == "compiled" and loaded is None:
                 continue  # the C extension was not built
-            sampling._KERNELS = setting
-            # numpy's normal measured right before each variant: a paired ratio.
-            base = median_rate(lambda: gen.standard_normal(dtype=np.float32, out=out))
-            rate = median_rate(lambda s=sampler: s.fill(0, out, scratch))
+            with native_path(path == "compiled"):
+                # numpy's normal measured right before each variant: a paired ratio.
+                base = median_rate(lambda: gen.standard_normal(dtype=np.float32, out=out))
+                rate = median_rate(lambda s=sampler: s.fill(0, out, scratch))
             rows.append({"kind": kind, "path": path, "me_s": rate, "numpy_normal_me_s": base})
-    sampling._KERNELS = loaded
     return rows
 
 

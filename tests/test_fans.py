@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from varscale_cli import initializers
-from varscale_cli.core import fans
+from varscale_cli.core import fans, initializers
 from varscale_cli.core.fans import compute_fans
+from varscale_cli.core.initializers import registry
 
 Axes = int | list[int] | None
 
@@ -170,7 +170,7 @@ def test_zero_fan_uses_n_equal_one() -> None:
 
 
 def test_zero_size_partition() -> None:
-    init = initializers.he_normal(seed=3)
+    init = registry.he_normal(seed=3)
     out = init((0, 4), partition_info=initializers.PartitionInfo((6, 4), (6, 0)))
     assert out.shape == (0, 4)
 
@@ -239,7 +239,7 @@ def test_numpy_integer_axes_are_ints(kind: type) -> None:
 
 
 def test_errors_surface_through_initializers() -> None:
-    init = initializers.he_normal(seed=0)
+    init = registry.he_normal(seed=0)
     with pytest.raises(ValueError, match="overlap"):
         init((3, 4), in_axis=0, out_axis=0)
     with pytest.raises(ValueError, match="layout 'tf'"):

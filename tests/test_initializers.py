@@ -20,10 +20,12 @@ import numpy as np
 import pytest
 
 import varscale_cli as V
-from varscale_cli import initializers as I
-from varscale_cli import sampling
+from varscale_cli.core import initializers as I
 from varscale_cli.core.distributions import Distribution
+from varscale_cli.core.dtypes import numpy_dtype
 from varscale_cli.core.fans import compute_fans
+from varscale_cli.core.stream import TensorSampler, sample
+from varscale_cli.core.stream import sampler as sampler_module
 
 #: std of N(0, 1) truncated to [-2, 2] (TF/Keras's literal; test_sampling recomputes it).
 C = 0.87962566103423978
@@ -45,7 +47,7 @@ def same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
 def direct(dist: Distribution, shape: tuple[int, ...], seed: int, stream: str = "",
            dtype: str = "float32") -> np.ndarray:
     """The tensor the sampler draws from ``dist``, bypassing the initializer."""
-    return sampling.sample(sampling.TensorSampler(dist, dtype, seed, stream), shape)
+    return sample(TensorSampler(dist, dtype, seed, stream), shape)
 
 
 # --- presets: the Keras / JAX meanings (anchors b) ----------------------------------------------
@@ -263,7 +265,7 @@ def test_dtype_error_quotes_the_value() -> None:
 def test_dtype_spellings(dtype: Any, canonical: str) -> None:
     init = V.VarianceScaling(seed=0, dtype=dtype)
     assert init.get_config()["dtype"] == canonical
-    assert init((3, 4)).dtype == sampling.numpy_dtype(canonical)
+    assert init((3, 4)).dtype == numpy_dtype(canonical)
 
 
 @pytest.mark.parametrize("corrected", [1, "no", None])
@@ -392,9 +394,9 @@ def test_random_uniform_never_returns_maxval(
 ) -> None:
     # The bit patterns of the largest uniforms: (int32(u) >> 8) | 1 = 2^23 - 1, and
     # ((u >> 11) | 1) - 2^52 = 2^52 - 1 (see tests/test_sampling.py, extreme bits).
-    monkeypatch.setattr(sampling, "raw_bits32",
+    monkeypatch.setattr(sampler_module, "raw_bits32",
                         lambda key, start, n, bg=None: np.full(n, 0x7FFFFFFF, np.uint32))
-    monkeypatch.setattr(sampling, "raw_words",
+    monkeypatch.setattr(sampler_module, "raw_words",
                         lambda key, start, n, bg=None: np.full(n, 2**64 - 1, np.uint64))
     w = I.RandomUniform(minval, maxval, seed=0)((4,), dtype=dtype)
     assert w.astype(np.float64).max() < maxval

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from varscale_cli import sampling
 from varscale_cli.core.distributions import Distribution
+from varscale_cli.core.dtypes import numpy_dtype
+from varscale_cli.core.stream import TensorSampler, compiled_kernels, native_path
+from varscale_cli.core.stream.native import Kernels
+from varscale_cli.core.stream.transforms import Scratch, transform_f32
 
 KINDS = ("truncated_normal", "normal", "uniform")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -15,62 +18,67 @@ PARAMS = ((1.0, 0.0), (0.0123, 0.5), (3e-6, 0.0), (250.0, -1.0))
 
 
 @pytest.fixture(scope="module")
-def kernels() -> object:
-    k = sampling.compiled_kernels()
+def kernels() -> Kernels:
+    with native_path(True) as k:
+        pass
     if k is None:  # pragma: no cover - CI builds the extension; see test_extension_is_built
         pytest.skip("the C extension is not built")
     return k
 
 
-def _fill(sampler: sampling.TensorSampler, kernels: object, start: int, n: int) -> np.ndarray:
-    saved = sampling._KERNELS
-    sampling._KERNELS = kernels
-    try:
-        out = np.empty(n, sampling.numpy_dtype(sampler.dtype))
+def _fill(sampler: TensorSampler, compiled: bool, start: int, n: int) -> np.ndarray:
+    with native_path(compiled):
+        out = np.empty(n, numpy_dtype(sampler.dtype))
         sampler.fill(start, out)
         return out
-    finally:
-        sampling._KERNELS = saved
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("scale", "loc"), PARAMS)
 def test_compiled_path_is_bit_identical(
-    kernels: object, kind: str, dtype: str, scale: float, loc: float
+    kernels: Kernels, kind: str, dtype: str, scale: float, loc: float
 ) -> None:
-    sampler = sampling.TensorSampler(Distribution(kind, scale, loc=loc), dtype, 99, "k")
+    sampler = TensorSampler(Distribution(kind, scale, loc=loc), dtype, 99, "k")
     # 300,001 elements from an odd start: several blocks, a ragged tail, and (for the untruncated
     # normal) ~1,000 values in the erfinv tail branch.
     numpy_path = _fill(sampler, False, 12_345, 300_001)
-    compiled = _fill(sampler, kernels, 12_345, 300_001)
+    compiled = _fill(sampler, True, 12_345, 300_001)
     assert numpy_path.tobytes() == compiled.tobytes()
 
 
-def test_extreme_bit_patterns_are_bit_identical(kernels: object) -> None:
+def test_extreme_bit_patterns_are_bit_identical(kernels: Kernels) -> None:
     """All 2^24 distinct uniforms (bits >> 8), so every reachable input is compared once."""
     k = np.arange(-(1 << 23), 1 << 23, dtype=np.int64)
     bits = (k << 8).astype(np.int32).view(np.uint32)
     for kind in KINDS:
-        sampler = sampling.TensorSampler(Distribution(kind, 0.7), "float32", 0, "")
+        dist = Distribution(kind, 0.7)
         outs = []
-        for setting in (False, kernels):
-            sampling_kernels = sampling._KERNELS
-            sampling._KERNELS = setting
-            try:
+        for compiled in (False, True):
+            with native_path(compiled):
                 out = np.empty(bits.shape[0], np.float32)
-                s = sampling._Scratch(bits.shape[0])
-                sampler._transform_f32(bits, s, out)
+                transform_f32(dist, bits, Scratch(bits.shape[0]), out)
                 outs.append(out)
-            finally:
-                sampling._KERNELS = sampling_kernels
         assert outs[0].tobytes() == outs[1].tobytes(), kind
 
 
 def test_disabled_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sampling, "_KERNELS", None)
     monkeypatch.setenv("VARSCALE_NO_NATIVE", "1")
-    assert sampling.compiled_kernels() is None
+    assert compiled_kernels() is None
+
+
+def test_native_path_overrides_the_environment(
+    kernels: Kernels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARSCALE_NO_NATIVE", "1")
+    with native_path(True) as forced:
+        assert forced is kernels and compiled_kernels() is kernels
+        with native_path(False) as nested:
+            assert nested is None and compiled_kernels() is None
+        assert compiled_kernels() is kernels
+    assert compiled_kernels() is None
+    monkeypatch.setenv("VARSCALE_NO_NATIVE", "0")
+    assert compiled_kernels() is kernels
 
 
 def test_extension_is_built_in_ci() -> None:
@@ -84,14 +92,14 @@ def test_extension_is_built_in_ci() -> None:
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 4097, 100_003])
 @pytest.mark.parametrize("special", [None, np.nan, np.inf, -np.inf])
-def test_compiled_moments_match_numpy(kernels: object, n: int, special: float | None) -> None:
+def test_compiled_moments_match_numpy(kernels: Kernels, n: int, special: float | None) -> None:
     """vs_moments_f32 (varscale stats) against float64 numpy on the finite values."""
     x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
     if n:
         x[n // 2] = 0.0
     if special is not None and n:
         x[n // 3] = special
-    r = kernels.moments_f32(x, -1.0, 1.5)  # type: ignore[attr-defined]
+    r = kernels.moments_f32(x, -1.0, 1.5)
     fin = x[np.isfinite(x)].astype(np.float64)
     assert r[0] == fin.size
     assert r[8] == np.isnan(x).sum() and r[9] == np.isinf(x).sum()

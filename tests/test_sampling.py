@@ -12,6 +12,7 @@ import functools
 import hashlib
 import inspect
 import math
+from collections.abc import Iterator
 
 import ml_dtypes
 import mpmath
@@ -21,10 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from varscale_cli import sampling
-from varscale_cli.core import distributions
+from varscale_cli.core import distributions, stream
 from varscale_cli.core.distributions import Distribution
-from varscale_cli.initializers import he_normal
+from varscale_cli.core.dtypes import numpy_dtype
+from varscale_cli.core.initializers.registry import he_normal
+from varscale_cli.core.stream import coefficients, philox, transforms
+from varscale_cli.core.stream import sampler as sampler_module
 
 KINDS = ("truncated_normal", "normal", "uniform")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -34,8 +37,8 @@ HYPOTHESIS = settings(
 )
 
 
-def scratch(n: int) -> sampling._Scratch:
-    return sampling._Scratch(n)
+def scratch(n: int) -> transforms.Scratch:
+    return transforms.Scratch(n)
 
 
 # =================================================================================================
@@ -52,7 +55,7 @@ def _thirty_digits():
 def _erfinv_f32(x: np.ndarray, tails: bool) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     out = np.empty_like(x)
-    sampling._erfinv_f32(x, scratch(x.size), out, tails=tails)
+    transforms.erfinv_f32(x, scratch(x.size), out, tails=tails)
     return out
 
 
@@ -63,7 +66,7 @@ def _f32_range(lo: float, hi: float, step: int = 1) -> np.ndarray:
 
 
 #: The float32 argument bound of the truncated branch: |x| <= float32(erf(sqrt 2)).
-X_TRUNC = float(np.float32(sampling.ERF_SQRT2))
+X_TRUNC = float(np.float32(coefficients.ERF_SQRT2))
 
 
 def test_scipy_erfinv_is_a_valid_reference() -> None:
@@ -127,7 +130,7 @@ def test_erfinv_f32_is_exactly_odd() -> None:
 def _ppnd16(q: np.ndarray) -> np.ndarray:
     q = np.ascontiguousarray(q, dtype=np.float64)
     out = np.empty_like(q)
-    return sampling._ppnd16(q, out)
+    return transforms.ppnd16(q, out)
 
 
 def _mp_ppnd(q: float) -> float:
@@ -170,13 +173,13 @@ def test_neg_log_f32_against_math_log() -> None:
         _f32_range(2.0**-23, 2.0**-21, 61),
     ])
     out = np.empty_like(y)
-    sampling._neg_log_f32(y, scratch(y.size), out, np.float32(0.0))
+    transforms.neg_log_f32(y, scratch(y.size), out, np.float32(0.0))
     ref = np.array([-math.log(float(v)) for v in y])
     err = np.abs(out.astype(np.float64) - ref)
     assert (err / np.maximum(1.0, np.abs(ref))).max() < 2e-7
     # The shift (Giles' 2.5) is folded in exactly as a subtraction.
     shifted = np.empty_like(y)
-    sampling._neg_log_f32(y, scratch(y.size), shifted, np.float32(2.5))
+    transforms.neg_log_f32(y, scratch(y.size), shifted, np.float32(2.5))
     err = np.abs(shifted.astype(np.float64) - (ref - 2.5))
     assert (err / np.maximum(1.0, np.abs(ref))).max() < 3e-7
 
@@ -185,7 +188,7 @@ def test_neg_log_f64_against_mpmath() -> None:
     """The AS241 tail's log: relative error < 1e-15 (measured 4.3e-16)."""
     y = np.concatenate([np.exp(-np.linspace(0.01, 700, 300)), [2.0**-1022, 2.0**-53, 0.075, 0.5],
                         1 - np.arange(1, 40) * 2.0**-53])
-    got = sampling._neg_log_f64(y.copy())
+    got = transforms.neg_log_f64(y.copy())
     ref = np.array([float(-mpmath.log(mpmath.mpf(float(v)))) for v in y])
     assert (np.abs(got - ref) / np.abs(ref)).max() < 1e-15
 
@@ -206,7 +209,7 @@ MP_CONSTANTS = {
     "ERF_SQRT2": lambda: mpmath.erf(mpmath.sqrt(2)),
     "TRUNC_STD_2": lambda: mpmath.sqrt(1 - 4 * mpmath.npdf(2) / mpmath.erf(mpmath.sqrt(2))),
     "LN2": lambda: mpmath.log(2),
-    "_SQRT_HALF": lambda: mpmath.sqrt(mpmath.mpf(1) / 2),
+    "SQRT_HALF": lambda: mpmath.sqrt(mpmath.mpf(1) / 2),
 }
 
 
@@ -218,19 +221,20 @@ def test_constants_against_mpmath(name: str) -> None:
     (0.87962566103423978, 3.4e-17 off the true 0.879625661034239750...), which still parses
     to the correctly rounded double."""
     exact = MP_CONSTANTS[name]()
-    value = getattr(sampling, name)
+    value = getattr(coefficients, name)
     assert value == float(exact)
-    text = _literal_text(sampling, name)
+    text = _literal_text(coefficients, name)
     rel = abs((mpmath.mpf(text) - exact) / exact)
     assert rel < (5e-17 if name == "TRUNC_STD_2" else 1e-17), (text, rel)
 
 
 def test_derived_constants() -> None:
     mp_erf = mpmath.erf(mpmath.sqrt(2))
-    assert sampling.HALF_MASS_2 == float(mp_erf / 2) == sampling.ERF_SQRT2 / 2
-    assert sampling.SQRT2 == float(mpmath.sqrt(2))
-    # distributions computes the same constant with libm; it must agree to an ulp.
-    assert distributions.TRUNCATION_STD_2 == pytest.approx(sampling.TRUNC_STD_2, rel=2.3e-16)
+    assert coefficients.HALF_MASS_2 == float(mp_erf / 2) == coefficients.ERF_SQRT2 / 2
+    assert coefficients.SQRT2 == float(mpmath.sqrt(2))
+    # distributions.truncated_moments derives the same constant with libm: agreed to an ulp.
+    libm = math.sqrt(distributions.truncated_moments(2.0)[0])
+    assert libm == pytest.approx(coefficients.TRUNC_STD_2, rel=2.3e-16)
 
 
 def test_truncated_moments_against_mpmath() -> None:
@@ -293,8 +297,8 @@ def test_z_is_derived_from_the_budget() -> None:
 
 @functools.cache
 def _big_sample(kind: str, dtype: str) -> np.ndarray:
-    sampler = sampling.TensorSampler(Distribution(kind, SCALE), dtype, 20240607, f"stats/{kind}")
-    return sampling.sample(sampler, (N,))
+    sampler = stream.TensorSampler(Distribution(kind, SCALE), dtype, 20240607, f"stats/{kind}")
+    return stream.sample(sampler, (N,))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -403,7 +407,7 @@ with mpmath.workdps(30):
 
 
 def _dtype_bound(bound: float, dtype: str) -> float:
-    return float(np.array(bound, np.float64).astype(sampling.numpy_dtype(dtype)))
+    return float(np.array(bound, np.float64).astype(numpy_dtype(dtype)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -412,7 +416,7 @@ def test_every_element_within_the_bound(kind: str, dtype: str) -> None:
     """uniform |x| <= dtype(limit), truncated |x| <= dtype(2 sigma), element by element."""
     for sigma in SIGMAS:
         dist = Distribution(kind, sigma)
-        x = sampling.sample(sampling.TensorSampler(dist, dtype, 5, f"b{sigma}"), (1 << 14,))
+        x = stream.sample(stream.TensorSampler(dist, dtype, 5, f"b{sigma}"), (1 << 14,))
         x = x.astype(np.float64)
         assert np.isfinite(x).all()
         assert np.abs(x).max() <= _dtype_bound(dist.bound, dtype), sigma
@@ -425,12 +429,12 @@ def test_extreme_bits_stay_within_the_bound(
 ) -> None:
     """Feed the transforms the bit patterns that give the largest |uniform| (no random sample
     reaches them reliably), through the real fill path including the rounding to the dtype."""
-    monkeypatch.setattr(sampling, "raw_bits32", lambda key, start, n, bg=None: np.resize(EXTREME32, n))
-    monkeypatch.setattr(sampling, "raw_words", lambda key, start, n, bg=None: np.resize(EXTREME64, n))
+    monkeypatch.setattr(sampler_module, "raw_bits32", lambda key, start, n, bg=None: np.resize(EXTREME32, n))
+    monkeypatch.setattr(sampler_module, "raw_words", lambda key, start, n, bg=None: np.resize(EXTREME64, n))
     for sigma in SIGMAS:
         dist = Distribution(kind, sigma)
-        out = np.empty(12, sampling.numpy_dtype(dtype))
-        sampling.TensorSampler(dist, dtype, 0).fill(0, out)
+        out = np.empty(12, numpy_dtype(dtype))
+        stream.TensorSampler(dist, dtype, 0).fill(0, out)
         x = out.astype(np.float64)
         assert np.isfinite(x).all()
         assert np.array_equal(x[0::2], -x[1::2])  # the extremes come in +- pairs
@@ -452,8 +456,8 @@ def test_16_bit_values_are_the_float32_values_rounded_to_nearest_even(
 ) -> None:
     for sigma in (1e-4, 0.05, 1000.0):  # float16 subnormals, normals, large values
         dist = Distribution(kind, sigma)
-        f32 = sampling.sample(sampling.TensorSampler(dist, "float32", 3, "r"), (1 << 14,))
-        low = sampling.sample(sampling.TensorSampler(dist, dtype, 3, "r"), (1 << 14,))
+        f32 = stream.sample(stream.TensorSampler(dist, "float32", 3, "r"), (1 << 14,))
+        low = stream.sample(stream.TensorSampler(dist, dtype, 3, "r"), (1 << 14,))
         if dtype == "bfloat16":
             # Independent integer implementation of round-to-nearest-even to the top 16 bits.
             u = f32.view(np.uint32).astype(np.uint64)
@@ -477,12 +481,12 @@ FULL = 3001  # odd: the last 32-bit element is the low half of a word
 
 @functools.cache
 def _full(kind: str, dtype: str) -> np.ndarray:
-    sampler = sampling.TensorSampler(Distribution(kind, 0.7), dtype, 99, "det")
-    return sampling.sample(sampler, (FULL,))
+    sampler = stream.TensorSampler(Distribution(kind, 0.7), dtype, 99, "det")
+    return stream.sample(sampler, (FULL,))
 
 
-def _sampler(kind: str, dtype: str) -> sampling.TensorSampler:
-    return sampling.TensorSampler(Distribution(kind, 0.7), dtype, 99, "det")
+def _sampler(kind: str, dtype: str) -> stream.TensorSampler:
+    return stream.TensorSampler(Distribution(kind, 0.7), dtype, 99, "det")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -495,7 +499,7 @@ def test_fill_any_range_equals_the_slice(kind: str, dtype: str, data: st.DataObj
     # Tiny scratch blocks mean one Philox per block: keep those ranges short, for time.
     longest = FULL - start if block in (None, 1000) else min(FULL - start, 40 * block)
     length = data.draw(st.integers(0, longest), label="length")
-    out = np.empty(length, sampling.numpy_dtype(dtype))
+    out = np.empty(length, numpy_dtype(dtype))
     _sampler(kind, dtype).fill(start, out, None if block is None else scratch(block))
     assert out.tobytes() == _full(kind, dtype)[start : start + length].tobytes()
 
@@ -505,7 +509,7 @@ def test_fill_any_range_equals_the_slice(kind: str, dtype: str, data: st.DataObj
 def test_chunk_sizes_do_not_matter(kind: str, dtype: str) -> None:
     sampler = _sampler(kind, dtype)
     full_shape = (7, 9, 20)
-    whole = sampling.sample(sampler, full_shape)
+    whole = stream.sample(sampler, full_shape)
     # A region of short runs (trailing axis partial) and one whose trailing axes merge into a
     # single run of the full tensor's flat index space.
     for offset, shape in (((1, 2, 3), (3, 4, 15)), ((2, 0, 0), (3, 9, 20))):
@@ -513,7 +517,7 @@ def test_chunk_sizes_do_not_matter(kind: str, dtype: str) -> None:
         want = np.ascontiguousarray(whole[index]).tobytes()
         for chunk in (1, 7, 4096, 1 << 20):
             parts = [c.copy()
-                     for c in sampling.iter_region(sampler, full_shape, offset, shape, chunk)]
+                     for c in stream.iter_region(sampler, full_shape, offset, shape, chunk)]
             assert all(p.size <= chunk for p in parts)
             assert np.concatenate(parts).tobytes() == want, chunk
 
@@ -526,21 +530,21 @@ def test_partitions_equal_the_slice(dtype: str, data: st.DataObject) -> None:
     offset = tuple(data.draw(st.integers(0, f - 1)) for f in full)
     shape = tuple(data.draw(st.integers(0, f - o)) for f, o in zip(full, offset, strict=True))
     kind = data.draw(st.sampled_from(KINDS), label="kind")
-    sampler = sampling.TensorSampler(Distribution(kind, 0.3), dtype, 4, "part")
-    whole = sampling.sample(sampler, full)
-    part = sampling.sample(sampler, full, offset, shape)
+    sampler = stream.TensorSampler(Distribution(kind, 0.3), dtype, 4, "part")
+    whole = stream.sample(sampler, full)
+    part = stream.sample(sampler, full, offset, shape)
     index = tuple(slice(o, o + d) for o, d in zip(offset, shape, strict=True))
     assert part.shape == shape
     assert part.tobytes() == np.ascontiguousarray(whole[index]).tobytes()
 
 
 def test_call_order_does_not_matter() -> None:
-    a = sampling.TensorSampler(Distribution("truncated_normal", 0.1), "float32", 1, "A")
-    b = sampling.TensorSampler(Distribution("uniform", 0.2), "bfloat16", 1, "B")
-    a1 = sampling.sample(a, (300, 7))
-    b1 = sampling.sample(b, (300, 7))
-    b2 = sampling.sample(b, (300, 7))
-    a2 = sampling.sample(a, (300, 7))
+    a = stream.TensorSampler(Distribution("truncated_normal", 0.1), "float32", 1, "A")
+    b = stream.TensorSampler(Distribution("uniform", 0.2), "bfloat16", 1, "B")
+    a1 = stream.sample(a, (300, 7))
+    b1 = stream.sample(b, (300, 7))
+    b2 = stream.sample(b, (300, 7))
+    a2 = stream.sample(a, (300, 7))
     assert a1.tobytes() == a2.tobytes() and b1.tobytes() == b2.tobytes()
     # Interleaved chunks sharing one scratch buffer: still the same values.
     s = scratch(64)
@@ -566,31 +570,31 @@ def test_scratch_block_size_does_not_matter(
     block: int, n: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     samplers = [_sampler(kind, dtype) for kind in KINDS for dtype in DTYPES]
-    before = [sampling.sample(s, (n,)).tobytes() for s in samplers]
-    monkeypatch.setattr(sampling, "BLOCK", block)
-    after = [sampling.sample(s, (n,)).tobytes() for s in samplers]
+    before = [stream.sample(s, (n,)).tobytes() for s in samplers]
+    monkeypatch.setattr(sampler_module, "BLOCK", block)
+    after = [stream.sample(s, (n,)).tobytes() for s in samplers]
     assert before == after
 
 
 def test_values_depend_on_the_index_not_the_shape() -> None:
     sampler = _sampler("truncated_normal", "float32")
-    flat = sampling.sample(sampler, (2048,))
-    assert sampling.sample(sampler, (64, 32)).tobytes() == flat.tobytes()
-    assert sampling.sample(sampler, (4, 8, 64)).tobytes() == flat.tobytes()
+    flat = stream.sample(sampler, (2048,))
+    assert stream.sample(sampler, (64, 32)).tobytes() == flat.tobytes()
+    assert stream.sample(sampler, (4, 8, 64)).tobytes() == flat.tobytes()
 
 
 def test_values_depend_on_seed_stream_and_params() -> None:
-    base = sampling.TensorSampler(Distribution("normal", 1.0), "float32", 1, "s")
-    ref = sampling.sample(base, (64,))
+    base = stream.TensorSampler(Distribution("normal", 1.0), "float32", 1, "s")
+    ref = stream.sample(base, (64,))
     others = [
-        sampling.TensorSampler(Distribution("normal", 1.0), "float32", 2, "s"),
-        sampling.TensorSampler(Distribution("normal", 1.0), "float32", 1, "t"),
-        sampling.TensorSampler(Distribution("normal", 1.0), "float32", 1, "s\0"),
+        stream.TensorSampler(Distribution("normal", 1.0), "float32", 2, "s"),
+        stream.TensorSampler(Distribution("normal", 1.0), "float32", 1, "t"),
+        stream.TensorSampler(Distribution("normal", 1.0), "float32", 1, "s\0"),
     ]
     for other in others:
-        assert not np.array_equal(sampling.sample(other, (64,)), ref)
-    scaled = sampling.TensorSampler(Distribution("normal", 2.0), "float32", 1, "s")
-    assert np.array_equal(sampling.sample(scaled, (64,)), 2 * ref)  # same bits, scaled exactly
+        assert not np.array_equal(stream.sample(other, (64,)), ref)
+    scaled = stream.TensorSampler(Distribution("normal", 2.0), "float32", 1, "s")
+    assert np.array_equal(stream.sample(scaled, (64,)), 2 * ref)  # same bits, scaled exactly
 
 
 # --- the bit layout, re-derived from its specification --------------------------------------------
@@ -613,46 +617,46 @@ def _philox4x64_10(counter: int, key: tuple[int, int]) -> list[int]:
 def test_key_derivation_matches_the_spec() -> None:
     seed, name = 1234, "layers.0/attn/q_proj ✓"
     digest = hashlib.sha256(
-        sampling.STREAM_ID.encode() + b"\0" + seed.to_bytes(8, "little") + name.encode("utf-8")
+        stream.STREAM_ID.encode() + b"\0" + seed.to_bytes(8, "little") + name.encode("utf-8")
     ).digest()
     want = (int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:16], "little"))
-    assert sampling.stream_key(seed, name) == want
+    assert stream.stream_key(seed, name) == want
 
 
 @pytest.mark.parametrize("seed", [-1, 2**64, 1.5, True, "1"])
 def test_stream_key_rejects_bad_seeds(seed: object) -> None:
     with pytest.raises(ValueError, match="seed must be an integer"):
-        sampling.stream_key(seed, "")  # type: ignore[arg-type]
+        stream.stream_key(seed, "")  # type: ignore[arg-type]
 
 
 def test_raw_words_are_philox4x64_10() -> None:
     """Word w of a stream is output w % 4 of Philox4x64-10 at counter w // 4 + 1 (numpy's Philox
     increments its counter before each block). Checked against a pure-Python Philox, so a change
     in numpy's bit generator would be caught here, not only by the golden hashes."""
-    key = sampling.stream_key(1234, "golden")
+    key = stream.stream_key(1234, "golden")
     spec = [w for b in range(4) for w in _philox4x64_10(b + 1, key)]
-    assert [int(w) for w in sampling.raw_words(key, 0, 16)] == spec
+    assert [int(w) for w in philox.raw_words(key, 0, 16)] == spec
     for first in range(1, 9):
-        assert [int(w) for w in sampling.raw_words(key, first, 5)] == spec[first : first + 5]
+        assert [int(w) for w in philox.raw_words(key, first, 5)] == spec[first : first + 5]
     far = 10**12 + 3
-    assert int(sampling.raw_words(key, far, 1)[0]) == _philox4x64_10(far // 4 + 1, key)[far % 4]
+    assert int(philox.raw_words(key, far, 1)[0]) == _philox4x64_10(far // 4 + 1, key)[far % 4]
 
 
 def test_uniform_values_follow_the_spec() -> None:
     """float32 element i: u = low (even i) / high (odd i) half of word i // 2;
     x = ((int32(u) >> 8) | 1) * float32(float32(limit) * 2^-23). float64 element i: u = word i;
     x = (((u >> 11) | 1) - 2^52) * 2^-52 * limit."""
-    key = sampling.stream_key(1234, "golden")
+    key = stream.stream_key(1234, "golden")
     words = [w for b in range(3) for w in _philox4x64_10(b + 1, key)]
     limit = 0.1
-    f32 = sampling.sample(sampling.TensorSampler(Distribution("uniform", limit), "float32", 1234,
+    f32 = stream.sample(stream.TensorSampler(Distribution("uniform", limit), "float32", 1234,
                                                  "golden"), (24,))
     step = np.float32(np.float32(limit) * np.float32(2.0**-23))
     for i in range(24):
         u = (words[i // 2] >> (32 * (i % 2))) & 0xFFFFFFFF
         k = ((u - (1 << 32) if u >= 1 << 31 else u) >> 8) | 1
         assert f32[i] == np.float32(np.float32(k) * step)
-    f64 = sampling.sample(sampling.TensorSampler(Distribution("uniform", limit), "float64", 1234,
+    f64 = stream.sample(stream.TensorSampler(Distribution("uniform", limit), "float64", 1234,
                                                  "golden"), (12,))
     for i in range(12):
         q = ((words[i] >> 11) | 1) - (1 << 52)
@@ -664,7 +668,7 @@ def test_uniform_values_follow_the_spec() -> None:
 # =================================================================================================
 # These pin the stream: every byte the sampler produces for fixed inputs. If one of them changes,
 # the bits changed, and files written before and after the change differ for the same seed. That
-# requires bumping sampling.STREAM_ID (every output records it) and then re-pinning these values;
+# requires bumping stream.STREAM_ID (every output records it) and then re-pinning these values;
 # never re-pin without bumping STREAM_ID.
 
 GOLDEN_STREAM_KEY = (11749366235853227557, 12084264286343175034)
@@ -710,28 +714,23 @@ def sha256_le(a: np.ndarray) -> str:
 
 
 @pytest.fixture(params=["numpy", "compiled"])
-def transform_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The golden bytes hold on the numpy reference path and on the compiled C kernels; the
-    module's kernel state is restored afterwards."""
-    monkeypatch.setattr(sampling, "_KERNELS", sampling._KERNELS)
-    if request.param == "numpy":
-        sampling._KERNELS = False
-    else:
-        sampling._KERNELS = None
-        if sampling.compiled_kernels() is None:
-            pytest.skip("the C extension is not built (or VARSCALE_NO_NATIVE is set)")
-    return request.param
+def transform_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The golden bytes hold on the numpy reference path and on the compiled C kernels."""
+    with stream.native_path(request.param == "compiled") as kernels:
+        if request.param == "compiled" and kernels is None:
+            pytest.skip("the C extension is not built")
+        yield request.param
 
 
 def test_golden_stream_id_and_key() -> None:
-    assert sampling.STREAM_ID == "varscale-philox4x64-10-v1"
-    assert sampling.stream_key(1234, "golden") == GOLDEN_STREAM_KEY
+    assert stream.STREAM_ID == "varscale-philox4x64-10-v1"
+    assert stream.stream_key(1234, "golden") == GOLDEN_STREAM_KEY
 
 
 @pytest.mark.parametrize(("kind", "dtype"), sorted(GOLDEN))
 def test_golden_hashes(kind: str, dtype: str, transform_path: str) -> None:
-    sampler = sampling.TensorSampler(Distribution(kind, 0.1), dtype, 1234, "golden")
-    assert sha256_le(sampling.sample(sampler, (4096,))) == GOLDEN[(kind, dtype)]
+    sampler = stream.TensorSampler(Distribution(kind, 0.1), dtype, 1234, "golden")
+    assert sha256_le(stream.sample(sampler, (4096,))) == GOLDEN[(kind, dtype)]
 
 
 def test_golden_he_normal_through_the_public_api(transform_path: str) -> None:
@@ -756,9 +755,9 @@ def test_vectorised_erf_matches_math_erf() -> None:
 def test_reused_philox_gives_the_same_words_as_a_fresh_one(first_word: int) -> None:
     """raw_words repositions a reused Philox by setting its state (no per-block construction);
     the words must equal those of a freshly constructed generator, far counters included."""
-    key = sampling.stream_key(7, "reuse")
-    fresh = sampling.raw_words(key, first_word, 11)
+    key = stream.stream_key(7, "reuse")
+    fresh = philox.raw_words(key, first_word, 11)
     reused = np.random.Philox()
     reused.random_raw(5)  # a stale position and buffer must not leak into the next range
-    assert np.array_equal(sampling.raw_words(key, first_word, 11, reused), fresh)
-    assert np.array_equal(sampling.raw_words(key, first_word, 11, reused), fresh)
+    assert np.array_equal(philox.raw_words(key, first_word, 11, reused), fresh)
+    assert np.array_equal(philox.raw_words(key, first_word, 11, reused), fresh)

@@ -527,7 +527,7 @@ def test_streams_are_keyed_by_name_not_position():
 
 
 def test_complex_needs_initializer_support(monkeypatch):
-    from varscale_cli import initializers
+    from varscale_cli.core import initializers
 
     with pytest.raises(UnsupportedDtype, match="dtype 'complex64' cannot be produced"):
         parse(y("{c: {shape: [2, 2], dtype: complex64}}"))

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from varscale_cli import initializers
+from varscale_cli.core import initializers
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.errors import ReadError, SpecError
 from varscale_cli.readers import TensorInfo, open_weights

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .core.distributions import Distribution
 from .core.fans import compute_fans
-from .initializers import (
+from .core.initializers import (
     PRESETS,
     Constant,
     ContribVarianceScaling,
@@ -30,6 +30,9 @@ from .initializers import (
     calculate_gain,
     deserialize,
     get,
+    variance_scaling_initializer,
+)
+from .core.initializers.registry import (
     glorot_normal,
     glorot_uniform,
     he_normal,
@@ -38,11 +41,10 @@ from .initializers import (
     kaiming_uniform,
     lecun_normal,
     lecun_uniform,
-    variance_scaling_initializer,
     xavier_normal,
     xavier_uniform,
 )
-from .sampling import STREAM_ID, TensorSampler
+from .core.stream import STREAM_ID, TensorSampler
 
 __version__ = "0.1.0"
 

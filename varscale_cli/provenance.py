@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
 from .core.distributions import KINDS, Distribution
+from .core.stream import STREAM_ID
 from .errors import ReadError, VarscaleError
-from .sampling import STREAM_ID
 
 #: A JSON document as the standard library's json module reads it.
 JSONValue: TypeAlias = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]

@@ -1,4 +1,5 @@
-/* Compiled float32 transforms for varscale: the numpy reference path of sampling.py, fused.
+/* Compiled float32 transforms for varscale: the numpy reference path of
+ * varscale_cli/core/stream/transforms.py, fused.
  *
  * Every function performs the same IEEE-754 float32 operations in the same order as the
  * numpy code it replaces, element by element, so the bytes are identical (tests compare both
@@ -6,8 +7,9 @@
  * -ffp-contract=off (no a*b+c fused into an FMA) and no -ffast-math; comparisons, selects,
  * integer operations and int-to-float conversions of |k| < 2^24 are exact anyway.
  *
- * Coefficients come from the caller (the same float32 values numpy uses): parsing decimal
- * literals here could round differently from numpy's decimal -> double -> float path.
+ * Coefficients come from the caller (varscale_cli/core/stream/coefficients.py, the same
+ * float32 values numpy uses): parsing decimal literals here could round differently from
+ * numpy's decimal -> double -> float path.
  *
  * The functions are plain C called through ctypes (which releases the GIL), so sampling
  * threads run them in parallel. The module init below only makes this a loadable extension.
@@ -27,7 +29,7 @@
 #define VS_CLONES
 #endif
 
-/* out[i] = ((bits[i] >> 8) | 1) * scale: sampling._symmetric_f32. */
+/* out[i] = ((bits[i] >> 8) | 1) * scale: transforms.symmetric_f32. */
 VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) {
         int32_t k = (bits[i] >> 8) | 1;
@@ -35,8 +37,18 @@ VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out,
     }
 }
 
+/* Horner's rule, highest degree first, as transforms._horner computes it: x * c[0] + c[1], then
+ * one multiply and one add per term. Called with constant n, it is fully unrolled, so the
+ * element loops around it still vectorise. */
+static inline float vs_horner(float x, const float *restrict c, int n) {
+    float r = x * c[0] + c[1];
+#pragma GCC unroll 16
+    for (int k = 2; k < n; k++) r = r * x + c[k];
+    return r;
+}
+
 /* The shared head of both normals: x, then w = -log((1 - x)(1 + x)) - 2.5 and the central
- * polynomial, exactly as sampling._neg_log_f32 and _erfinv_f32 compute them. */
+ * polynomial, exactly as transforms.neg_log_f32 and erfinv_f32 compute them. */
 #define VS_CENTRAL(i)                                                        \
     int32_t k = (bits[i] >> 8) | 1;                                          \
     float x = (float)k * xscale;                                             \
@@ -50,23 +62,10 @@ VS_CLONES void vs_uniform_f32(const int32_t *restrict bits, float *restrict out,
     float t = m + 1.0f;                                                      \
     float s = (m - 1.0f) / t;                                                \
     float s2 = s * s;                                                        \
-    float p = s2 * at[0] + at[1];                                            \
-    p = p * s2 + at[2];                                                      \
-    p = p * s2 + at[3];                                                      \
-    p = p * s2 + at[4];                                                      \
-    p = p * s2 + at[5];                                                      \
-    p = p * s2 + at[6];                                                      \
-    float logm = p * s;                                                      \
+    float logm = vs_horner(s2, at, 7) * s;                                   \
     float el = (float)e * ln2;                                               \
     float w = (el - 2.5f) - logm;                                            \
-    float c = w * ce[0] + ce[1];                                             \
-    c = c * w + ce[2];                                                       \
-    c = c * w + ce[3];                                                       \
-    c = c * w + ce[4];                                                       \
-    c = c * w + ce[5];                                                       \
-    c = c * w + ce[6];                                                       \
-    c = c * w + ce[7];                                                       \
-    c = c * w + ce[8];
+    float c = vs_horner(w, ce, 9);
 
 /* Truncated normal: x uniform on (-erf(sqrt 2), erf(sqrt 2)), central branch only, clip. */
 VS_CLONES void vs_truncnormal_f32(const int32_t *restrict bits, float *restrict out, int64_t n,
@@ -89,14 +88,7 @@ VS_CLONES void vs_normal_f32(const int32_t *restrict bits, float *restrict out, 
     for (int64_t i = 0; i < n; i++) {
         VS_CENTRAL(i)
         float r = __builtin_sqrtf(w + 2.5f) - 3.0f;
-        float q = r * ta[0] + ta[1];
-        q = q * r + ta[2];
-        q = q * r + ta[3];
-        q = q * r + ta[4];
-        q = q * r + ta[5];
-        q = q * r + ta[6];
-        q = q * r + ta[7];
-        q = q * r + ta[8];
+        float q = vs_horner(r, ta, 9);
         /* Bitwise select (exact, and it keeps the loop branch-free so it vectorises). */
         int32_t mask = -(int32_t)(w >= 2.5f), qb, cb;
         memcpy(&qb, &q, 4);
@@ -111,8 +103,10 @@ VS_CLONES void vs_normal_f32(const int32_t *restrict bits, float *restrict out, 
 /* Statistics of a float32 chunk for varscale stats (not bit-reproducibility: this is
  * measurement, and summation order only moves the last bits). Finite values only go into the
  * moments; out = {n_finite, mean, m2, m3, m4, min, max, zeros, nans, infs, below, above},
- * m_k = sum (x - mean)^k. Sums run in double over blocks of 4096 values folded into a
- * running total, which keeps the rounding error near that of pairwise summation. */
+ * m_k = sum (x - mean)^k. Sums run in double, in VS_LANES interleaved partial sums (element i
+ * goes to lane i % VS_LANES) added together at the end; the caller merges chunks pairwise
+ * (Chan's formulas), so each sum spans one chunk and its double rounding error stays many
+ * orders of magnitude below float32 resolution. */
 #define VS_LANES 8
 
 /* The general case: any value may be NaN or infinite (counted, kept out of the moments). */

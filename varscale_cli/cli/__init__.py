@@ -28,8 +28,8 @@ from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
+    from ..core.initializers import Initializer
     from ..engine.resolve import ResolvedTensor
-    from ..initializers import Initializer
     from ..stats import FileReport
 
 

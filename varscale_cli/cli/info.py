@@ -58,7 +58,7 @@ def presets() -> None:
     Example:
       varscale presets
     """
-    from ..initializers import ALIASES, CLASSES, PRESETS
+    from ..core.initializers import ALIASES, CLASSES, PRESETS
 
     table = Table(title="presets")
     for col in ("name", "scale", "mode", "distribution", "reference"):

@@ -9,17 +9,28 @@ and phi the standard normal density:
     Var    = 1 - 2 c phi(c) / Z
     E[X^4] = 3 - 2 phi(c) (c^3 + 3 c) / Z
 For c = 2: Var = 0.77374130..., so its std is C = 0.87962566103423978 (the constant TF and Keras
-divide by), and the kurtosis E[X^4] / Var^2 = 2.36557...
+divide by; `core.stream.coefficients.TRUNC_STD_2`), and the kurtosis E[X^4] / Var^2 = 2.36557...
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
-KINDS = ("truncated_normal", "normal", "uniform", "constant")
+#: What a sampler can draw: the four laws the initializers resolve to.
+Kind = Literal["truncated_normal", "normal", "uniform", "constant"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+
+def parse_kind(value: object) -> Kind:
+    """``value`` as a `Kind` (from a file or a caller), or ValueError naming the allowed ones."""
+    for kind in KINDS:
+        if value == kind:
+            return kind
+    raise ValueError(f"distribution kind {value!r} is not one of {', '.join(KINDS)}")
 
 
 def _phi(x: float) -> float:
@@ -35,11 +46,6 @@ def truncated_moments(cut: float) -> tuple[float, float]:
     return var, m4
 
 
-#: std of N(0, 1) truncated to [-2, 2]: sqrt(1 - 4 phi(2) / erf(sqrt 2)) = 0.87962566103423978.
-#: Dividing the target std by it makes the variance *after* truncation equal scale / n.
-TRUNCATION_STD_2 = math.sqrt(truncated_moments(2.0)[0])
-
-
 @dataclass(frozen=True)
 class Distribution:
     """The exact law of every element of one tensor.
@@ -52,7 +58,7 @@ class Distribution:
         cut: truncation point in units of `scale` (truncated_normal only).
     """
 
-    kind: str
+    kind: Kind
     scale: float
     loc: float = 0.0
     cut: float = 2.0

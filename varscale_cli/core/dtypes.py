@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -71,6 +71,11 @@ ALIASES: dict[str, str] = {a: d.name for d in DTYPES for a in (d.name, *d.aliase
 #: The dtypes the random stream can produce, in the order messages list them.
 SAMPLED: tuple[str, ...] = tuple(d.name for d in DTYPES if d.sampled)
 
+#: Every spelling of a sampled dtype -> its canonical name (what initializers accept).
+SAMPLED_ALIASES: dict[str, str] = {
+    a: d.name for d in DTYPES if d.sampled for a in (d.name, *d.aliases)
+}
+
 #: The complex dtypes.
 COMPLEX: tuple[str, ...] = tuple(d.name for d in DTYPES if d.kind == "complex")
 
@@ -78,7 +83,7 @@ COMPLEX: tuple[str, ...] = tuple(d.name for d in DTYPES if d.kind == "complex")
 ML_DTYPES: tuple[str, ...] = tuple(d.name for d in DTYPES if d.ml_dtypes)
 
 
-def canonical(name: Any) -> str | None:
+def canonical(name: object) -> str | None:
     """The canonical name of a spelling (``bf16`` -> ``bfloat16``), or None if unknown."""
     return ALIASES.get(name) if isinstance(name, str) else None
 

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from .. import sampling
-from ..sampling import ChunkJob
+from ..core.dtypes import numpy_dtype
+from ..core.stream import BLOCK, ChunkJob, Scratch
 
 #: Elements per chunk handed to the writer: 1 Mi float32 = 4 MiB. Large enough that the
 #: per-chunk overhead (a Philox construction, a write call) is noise, small enough that
@@ -73,7 +73,7 @@ class ChunkEngine:
             free = self._pool.setdefault(dtype, [])
             if free:
                 return free.pop()
-        return np.empty(self.chunk_elems, dtype=sampling.numpy_dtype(dtype))
+        return np.empty(self.chunk_elems, dtype=numpy_dtype(dtype))
 
     def _release(self, dtype: str, buf: np.ndarray) -> None:
         with self._lock:
@@ -82,7 +82,7 @@ class ChunkEngine:
     def _run(self, job: ChunkJob) -> np.ndarray:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
-            scratch = self._local.scratch = sampling._Scratch(sampling.BLOCK)
+            scratch = self._local.scratch = Scratch(BLOCK)
         buf = self._buffer(job.sampler.dtype)
         job.fill(buf, scratch)
         return buf

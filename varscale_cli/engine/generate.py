@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, sampling, writers
+from .. import __version__, writers
+from ..core.dtypes import numpy_dtype
+from ..core.stream import STREAM_ID
 from ..provenance import Provenance
 from ..spec import Spec
 from ..writers import WriteItem
@@ -27,7 +29,7 @@ def provenance(spec: Spec, seed: int, tensors: Sequence[ResolvedTensor]) -> Prov
     """The record of a whole run: this version, the stream, the seed, the spec and its tensors."""
     return Provenance(
         varscale_version=__version__,
-        stream_id=sampling.STREAM_ID,
+        stream_id=STREAM_ID,
         seed=seed,
         spec_sha256=spec.sha256,
         tensors={t.name: t.record() for t in tensors},
@@ -54,7 +56,7 @@ def write_items(
         WriteItem(
             name=t.name,
             shape=t.plan.shape,
-            dtype=sampling.numpy_dtype(t.plan.dtype),
+            dtype=numpy_dtype(t.plan.dtype),
             chunks=make_chunks(t),
             attrs={"varscale": t.record().to_json()},
         )

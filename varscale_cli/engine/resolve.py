@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import sampling
 from ..core.distributions import Distribution
+from ..core.dtypes import numpy_dtype
 from ..core.fans import compute_fans
+from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import SpecError
 from ..provenance import TensorRecord
-from ..sampling import ChunkJob, region_jobs
 from ..spec import Spec, TensorPlan
 from .chunks import CHUNK_ELEMS
 
@@ -38,7 +38,7 @@ class ResolvedTensor:
     fan_out: int
     target_std: float
     distribution: Distribution
-    sampler: sampling.TensorSampler
+    sampler: TensorSampler
 
     @property
     def name(self) -> str:
@@ -50,7 +50,7 @@ class ResolvedTensor:
 
     @property
     def nbytes(self) -> int:
-        return self.count * sampling.numpy_dtype(self.plan.dtype).itemsize
+        return self.count * numpy_dtype(self.plan.dtype).itemsize
 
     def record(self) -> TensorRecord:
         """The per-tensor provenance record stored in every output."""
@@ -79,7 +79,7 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
                 fan_out=fan_out,
                 target_std=p.initializer.target_std(fan_in, fan_out),
                 distribution=dist,
-                sampler=sampling.TensorSampler(dist, p.dtype, seed, p.stream),
+                sampler=TensorSampler(dist, p.dtype, seed, p.stream),
             )
         )
     return out

@@ -16,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import sampling
 from ..core.distributions import Distribution
 from ..core.fans import compute_fans
+from ..core.initializers import deserialize
+from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import VarscaleError
-from ..initializers import deserialize
 from ..provenance import Provenance, record_error
 from ..readers import WeightFile
-from ..sampling import ChunkJob, region_jobs
 from .chunks import ChunkEngine
 from .resolve import ResolvedTensor, chunk_jobs
 
@@ -98,7 +97,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
             dist = init.distribution(fan_in, fan_out)
-            sampler = sampling.TensorSampler(dist, rec.dtype, prov.seed, rec.stream)
+            sampler = TensorSampler(dist, rec.dtype, prov.seed, rec.stream)
         except (ValueError, KeyError, TypeError) as exc:
             raise record_error(where, name, exc) from None
         recorded = rec.distribution

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from ..core.dtypes import SAMPLED
-from ..initializers import deserialize
+from ..core.initializers import deserialize
 from .rules import KERAS, InitializerConfig, produced_dtypes, requested_dtype
 
 

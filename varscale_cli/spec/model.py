@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..initializers import Initializer
+from ..core.initializers import Initializer
 
 
 @dataclass(frozen=True)

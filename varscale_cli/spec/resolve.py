@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 
 from ..core import dtypes
 from ..core.fans import compute_fans
+from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
-from ..initializers import Initializer, deserialize
 from .messages import Ctx, closest, render_path, show, show_limit
 from .model import TensorPlan
 

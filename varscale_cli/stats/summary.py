@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.dtypes import is_float
-from ..sampling import compiled_kernels
+from ..core.stream import compiled_kernels
 
 __all__ = ["KS_MAX", "SUBSAMPLE_SEED", "Summary", "subsample_positions", "summarize"]
 

@@ -18,8 +18,8 @@ import numpy.typing as npt
 from ..core.distributions import Distribution
 from ..core.dtypes import BY_NAME, numpy_dtype
 from ..core.fans import Axes
+from ..core.initializers import Initializer, get
 from ..errors import SpecError
-from ..initializers import Initializer, get
 from ..provenance import recorded_distributions
 from ..readers import WeightFile
 
@@ -56,7 +56,7 @@ def target_for(
     out_axis: Axes = None,
     batch_axis: Axes = None,
 ) -> Target:
-    """The `Target` of an `~varscale_cli.initializers.Initializer` applied to ``shape``.
+    """The `Target` of an `~varscale_cli.core.initializers.Initializer` applied to ``shape``.
 
     Args:
         initializer: an Initializer (``initializers.get("he_normal")``).

@@ -1,4 +1,4 @@
-"""The compiled float32 transforms (``_native/vskernels.c``), called through ctypes.
+"""The compiled float32 transforms (``vskernels.c`` beside this file), called through ctypes.
 
 They perform the numpy path's exact IEEE operations fused into one loop per element, so
 the bytes are identical (tests/test_kernels.py) and the transform runs several times faster.
@@ -13,13 +13,22 @@ compiler is present (``optional=True`` in setup.py); without it the numpy path r
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 
 import numpy as np
 
-from ._native import vskernels  # ImportError when the extension was not built
-from .sampling import _ATANH_F32, _GILES_CENTRAL, _GILES_TAIL, LN2
+from ..core.stream.coefficients import ATANH_F32, GILES_CENTRAL, GILES_TAIL, LN2
 
-_lib = ctypes.CDLL(vskernels.__file__)
+
+def _library_path() -> str:
+    """The built extension's file (the module is only a container for the C functions)."""
+    spec = importlib.util.find_spec("varscale_cli._native.vskernels")
+    if spec is None or spec.origin is None:
+        raise ImportError("the C extension varscale_cli._native.vskernels is not built")
+    return spec.origin
+
+
+_lib = ctypes.CDLL(_library_path())
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 _F = ctypes.c_float
@@ -32,9 +41,9 @@ for _fn in (_lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _l
     _fn.restype = None
 
 # The very float32 values the numpy path uses, handed over as arrays (kept alive here).
-_AT = np.array(_ATANH_F32, dtype=np.float32)
-_CE = np.array(_GILES_CENTRAL, dtype=np.float32)
-_TA = np.array(_GILES_TAIL, dtype=np.float32)
+_AT = np.array(ATANH_F32, dtype=np.float32)
+_CE = np.array(GILES_CENTRAL, dtype=np.float32)
+_TA = np.array(GILES_TAIL, dtype=np.float32)
 _LN2 = np.float32(LN2)
 
 

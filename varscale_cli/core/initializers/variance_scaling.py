@@ -1,0 +1,185 @@
+"""Variance scaling as TF, Keras and the TF contrib code define it.
+
+* `VarianceScaling` is ``tf.variance_scaling_initializer`` = ``tf.keras.initializers.
+  VarianceScaling``: ``scale`` / ``mode`` / ``distribution``, ``get_config`` / ``from_config``,
+  ``__call__(shape, dtype=None, partition_info=None)``.
+* `variance_scaling_initializer` is ``tf.contrib.layers.variance_scaling_initializer``:
+  ``factor`` / ``FAN_*`` modes / ``uniform``, with the contrib code's 1.3 factor.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..distributions import Distribution
+from ..stream.coefficients import TRUNC_STD_2
+from .base import (
+    Config,
+    DTypeSpec,
+    Initializer,
+    PartitionInfo,
+    fan_n,
+    finite_float,
+)
+
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")
+CONTRIB_MODES = ("FAN_IN", "FAN_OUT", "FAN_AVG")
+
+
+class VarianceScaling(Initializer):
+    """Samples with variance ``scale / n``, ``n`` from the fans and ``mode``.
+
+    * ``truncated_normal`` (and its alias ``normal``, the TF/Keras meaning): a normal cut at
+      +-2 of its own std, that std being ``sqrt(scale / n) / 0.87962566103423978`` so the
+      variance *after* truncation is exactly ``scale / n``. With ``corrected=False``, TF <= 1.12's
+      variant: underlying std ``sqrt(scale / n)``, actual variance 0.774 ``scale / n``.
+    * ``untruncated_normal``: std ``sqrt(scale / n)``.
+    * ``uniform``: on [-limit, limit] with ``limit = sqrt(3 scale / n)`` (a uniform on
+      [-a, a] has variance a^2 / 3).
+
+    Args:
+        scale: positive finite float.
+        mode: ``fan_in``, ``fan_out``, ``fan_avg`` or JAX's ``fan_geo_avg`` (sqrt(in * out)).
+        distribution: ``truncated_normal``, ``untruncated_normal``, ``uniform`` or ``normal``.
+        seed: None (fresh values every call) or an integer (the same values every call).
+        dtype: default dtype of ``__call__``; floating only.
+        corrected: False reproduces the uncorrected truncated normal of TF <= 1.12.
+        preset: the preset name it is built from (set by `registry.Preset.build`); not part of
+            the config.
+
+    Raises:
+        ValueError: scale <= 0 or not finite, unknown mode or distribution, non-floating dtype.
+    """
+
+    name = "variance_scaling"
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: int | None = None,
+        dtype: DTypeSpec = "float32",
+        corrected: bool = True,
+        *,
+        preset: str | None = None,
+    ) -> None:
+        value = finite_float(scale)
+        if value is None or value <= 0.0:
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+        if mode not in MODES:
+            raise ValueError(
+                f"Invalid `mode` argument: {mode!r}. Please use one of {', '.join(MODES)}."
+            )
+        dist = distribution.lower() if isinstance(distribution, str) else distribution
+        if dist not in DISTRIBUTIONS:
+            raise ValueError(
+                f"Invalid `distribution` argument: {distribution!r}. "
+                f"Please use one of {', '.join(DISTRIBUTIONS)}."
+            )
+        if not isinstance(corrected, bool):
+            raise ValueError(f"`corrected` must be true or false. Received: {corrected!r}")
+        self.scale = value
+        self.mode = mode
+        self.distribution_name = dist
+        self._seeded(seed, dtype)
+        self.corrected = corrected
+        self.preset = preset
+
+    def get_config(self) -> Config:
+        config = self._config(
+            scale=self.scale, mode=self.mode, distribution=self.distribution_name
+        )
+        if not self.corrected:
+            config["corrected"] = False  # only when it changes the meaning
+        return config
+
+    def target_std(self, fan_in: float, fan_out: float) -> float:
+        return math.sqrt(self.scale / fan_n(self.mode, fan_in, fan_out))
+
+    def distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        std = self.target_std(fan_in, fan_out)
+        kind = self.distribution_name
+        if kind in ("truncated_normal", "normal"):
+            return Distribution(
+                "truncated_normal", std / TRUNC_STD_2 if self.corrected else std
+            )
+        if kind == "untruncated_normal":
+            return Distribution("normal", std)
+        return Distribution("uniform", math.sqrt(3.0) * std)
+
+
+class ContribVarianceScaling(Initializer):
+    """``tf.contrib.layers.variance_scaling_initializer`` as its code behaves.
+
+    ``n`` from ``FAN_IN`` / ``FAN_OUT`` / ``FAN_AVG`` (uppercase only); with ``uniform=False`` a
+    normal truncated at +-2 of an underlying std ``sqrt(1.3 factor / n)`` (1.3 ~ 1 / 0.8796^2
+    = 1.2925, so the variance is 1.0059 ``factor / n``); with ``uniform=True`` limit
+    ``sqrt(3 factor / n)``. ``partition_info`` is ignored: fans come from the shape passed.
+
+    Raises:
+        TypeError: unknown mode (at creation, as the documentation says).
+        ValueError: non-floating dtype (at creation).
+    """
+
+    name = "variance_scaling_initializer"
+
+    def __init__(
+        self,
+        factor: float = 2.0,
+        mode: str = "FAN_IN",
+        uniform: bool = False,
+        seed: int | None = None,
+        dtype: DTypeSpec = "float32",
+    ) -> None:
+        if mode not in CONTRIB_MODES:
+            raise TypeError(f"Unknown mode {mode!r}; allowed: {', '.join(CONTRIB_MODES)}")
+        value = finite_float(factor)
+        if value is None or value <= 0.0:
+            # The contrib code divides by nothing to guard this; a non-positive factor can only
+            # give NaN or zero weights, so refuse it like VarianceScaling refuses scale <= 0.
+            raise ValueError(f"`factor` must be a positive float. Received: factor={factor!r}")
+        if not isinstance(uniform, bool):
+            raise ValueError(f"`uniform` must be true or false. Received: uniform={uniform!r}")
+        self.factor = value
+        self.mode = mode
+        self.uniform = uniform
+        self._seeded(seed, dtype)
+
+    def get_config(self) -> Config:
+        return self._config(factor=self.factor, mode=self.mode, uniform=self.uniform)
+
+    def _n(self, fan_in: float, fan_out: float) -> float:
+        return fan_n(self.mode.lower(), fan_in, fan_out)
+
+    def target_std(self, fan_in: float, fan_out: float) -> float:
+        return math.sqrt(self.factor / self._n(fan_in, fan_out))
+
+    def distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        n = self._n(fan_in, fan_out)
+        if self.uniform:
+            return Distribution("uniform", math.sqrt(3.0 * self.factor / n))
+        return Distribution("truncated_normal", math.sqrt(1.3 * self.factor / n))
+
+    def _region(
+        self, shape: tuple[int, ...], partition_info: PartitionInfo | None
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        # contrib ignores partition_info: the shape passed is the whole tensor.
+        return super()._region(shape, None)
+
+
+def variance_scaling_initializer(
+    factor: float = 2.0,
+    mode: str = "FAN_IN",
+    uniform: bool = False,
+    seed: int | None = None,
+    dtype: DTypeSpec = "float32",
+) -> ContribVarianceScaling:
+    """``tf.contrib.layers.variance_scaling_initializer``: returns the initializer.
+
+    Recipes from its documentation: He et al. "Delving Deep into Rectifiers" is the default
+    (2.0, FAN_IN, normal); Caffe is (1.0, FAN_IN, uniform); Glorot & Bengio is
+    (1.0, FAN_AVG, uniform); ``xavier_initializer`` is (1.0, FAN_AVG, uniform or normal).
+    """
+    return ContribVarianceScaling(factor, mode, uniform, seed, dtype)
