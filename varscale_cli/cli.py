@@ -30,6 +30,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import CheckFailed, SpecError, VarscaleError
+from .formats import FORMATS
 
 EXAMPLE_SPEC = "configs/mlp.yaml"
 
@@ -135,7 +136,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (or folder for sharded output).")
-@click.option("--format", "fmt", type=click.Choice(["safetensors", "npz", "hdf5"]), help="Output format (default: from the suffix).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: from the suffix).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Overrides the spec's seed.")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (fans, std, bytes) and write nothing.")
@@ -198,7 +199,7 @@ def generate(
             return
         if shard_index is not None or dask_address is not None:
             raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
-        from . import writers
+        from . import formats as writers
 
         fmt = writers.format_for(output, fmt)
         metadata = gen.file_metadata(gen.provenance(spec, seed, tensors))
@@ -317,7 +318,7 @@ def _progress(quiet: bool, n_tensors: int, total: int) -> Iterator[Any]:
 
 def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
     from . import stats
-    from .readers import open_weights
+    from .formats import open_weights
 
     with open_weights(path) as wf:
         targets = stats.targets_from_provenance(wf.metadata) or {}
@@ -365,7 +366,7 @@ def stats_cmd(
       varscale stats weights.npz --init he_normal --layout torch --json
     """
     from . import stats
-    from .readers import open_weights
+    from .formats import open_weights
 
     with _errors():
         with open_weights(path) as wf:
@@ -450,7 +451,7 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
     """
     from . import generate as gen
     from . import verify as vf
-    from .readers import open_weights
+    from .formats import open_weights
 
     with _errors():
         with open_weights(path) as wf:
@@ -493,8 +494,8 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
       varscale spec model.safetensors > model.yaml
       varscale spec model.weights.h5 --layout keras
     """
+    from .formats import open_weights
     from .frameworks import dump_spec, spec_from_tensors
-    from .readers import open_weights
 
     with _errors():
         with open_weights(path) as wf:

@@ -25,9 +25,9 @@ import numpy as np
 from . import __version__, sampling
 from .core.distributions import Distribution
 from .core.fans import compute_fans
+from .formats.items import WriteItem
 from .sampling import ChunkJob, region_jobs
 from .spec import Spec, TensorPlan
-from .writers import WriteItem
 
 #: Elements per chunk handed to the writer: 1 Mi float32 = 4 MiB. Large enough that the
 #: per-chunk overhead (a Philox construction, a write call) is noise, small enough that
@@ -259,7 +259,7 @@ def write_file(
     Every check that can fail without sampling (dtypes the format cannot hold, names, an
     existing output, the folder, free space) runs before the first value is drawn.
     """
-    from . import writers
+    from . import formats as writers
     from .atomic import atomic_output
 
     with ChunkEngine(workers) as engine:

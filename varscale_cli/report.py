@@ -17,7 +17,7 @@ from rich.text import Text
 
 from .core.distributions import Distribution
 from .errors import OutputError, VarscaleError
-from .readers import WeightFile
+from .formats.base import WeightFile
 from .stats import MIN_COUNT, FileReport, TensorReport
 
 __all__ = ["plot_report", "stats_table", "summary_line"]

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SpecError
-
-INDEX_NAME = "model.safetensors.index.json"
-SINGLE_NAME = "model.safetensors"
+from .formats.hf import HF_INDEX_FILE as INDEX_NAME
+from .formats.hf import HF_SINGLE_FILE as SINGLE_NAME
 
 
 @dataclass(frozen=True)

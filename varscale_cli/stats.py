@@ -32,7 +32,7 @@ import numpy as np
 
 from .core.distributions import KINDS, Distribution, truncated_moments
 from .errors import ReadError, SpecError
-from .readers import LOGICAL_DTYPES, TensorInfo, WeightFile, loads_strict
+from .formats.base import LOGICAL_DTYPES, TensorInfo, WeightFile, loads_strict
 from .sampling import compiled_kernels
 
 __all__ = [
