@@ -20,14 +20,13 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from ..core.dtypes import DTYPES, ML_DTYPES, numpy_dtype
+from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMS",
     "LOGICAL_DTYPES",
     "MAX_JSON_BYTES",
-    "WRITABLE_DTYPES",
     "TensorInfo",
     "WeightFile",
 ]
@@ -40,13 +39,6 @@ DEFAULT_CHUNK_ELEMS = 1 << 20
 #: The dtypes numpy cannot name by itself, by the names ml_dtypes, Keras (HDF5 ``dtype``
 #: attribute) and varscale's npz manifest use for them.
 LOGICAL_DTYPES: dict[str, np.dtype] = {name: numpy_dtype(name) for name in ML_DTYPES}
-
-#: What the writers can store at most: what the random stream samples plus the complex
-#: dtypes (constant initializers); the 8-bit floats are read wherever a file holds them but
-#: never written. Each format narrows this in its `Format.dtypes`, in this order.
-WRITABLE_DTYPES: tuple[str, ...] = tuple(
-    d.name for d in DTYPES if d.sampled or d.kind == "complex"
-)
 
 #: The reference safetensors reader's MAX_HEADER_SIZE (safetensors/src/tensor.rs): a larger
 #: header is refused before it is read, so a forged length cannot make us allocate gigabytes.

@@ -10,8 +10,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.dtypes import DTYPES
 from .base import WeightFile
 from .items import WriteItem
+
+#: What the writers can store at most: what the random stream samples plus the complex
+#: dtypes (constant initializers); the 8-bit floats are read wherever a file holds them but
+#: never written. Each format narrows this in its `Format.dtypes`, in this order.
+WRITABLE_DTYPES: tuple[str, ...] = tuple(
+    d.name for d in DTYPES if d.sampled or d.kind == "complex"
+)
+
 
 
 @dataclass(frozen=True)

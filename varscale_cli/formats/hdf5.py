@@ -55,7 +55,6 @@ from .base import (
     DEFAULT_CHUNK_ELEMS,
     DEFLATE_MAX_RATIO,
     LOGICAL_DTYPES,
-    WRITABLE_DTYPES,
     BaseWeightFile,
     TensorInfo,
     as_native,
@@ -64,7 +63,7 @@ from .base import (
     native,
     one_line,
 )
-from .description import Format
+from .description import WRITABLE_DTYPES, Format
 from .items import WriteItem, check_metadata, checked_chunks
 
 if TYPE_CHECKING:

@@ -56,7 +56,6 @@ from .base import (
     DEFLATE_MAX_RATIO,
     LOGICAL_DTYPES,
     MAX_JSON_BYTES,
-    WRITABLE_DTYPES,
     BaseWeightFile,
     TensorInfo,
     as_native,
@@ -66,7 +65,7 @@ from .base import (
     native,
     one_line,
 )
-from .description import ByteLayout, Format, TensorSpan
+from .description import WRITABLE_DTYPES, ByteLayout, Format, TensorSpan
 from .items import WriteItem, chunk_bytes
 
 #: The manifest's name: the tensor name no tensor may use (np.load's key for the member).

@@ -39,7 +39,6 @@ from ..errors import ReadError, SpecError
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     MAX_JSON_BYTES,
-    WRITABLE_DTYPES,
     BaseWeightFile,
     TensorInfo,
     check_chunk_elems,
@@ -47,7 +46,7 @@ from .base import (
     native,
     one_line,
 )
-from .description import ByteLayout, Format, TensorSpan
+from .description import WRITABLE_DTYPES, ByteLayout, Format, TensorSpan
 from .items import WriteItem, chunk_bytes
 
 #: The reference reader's limit on the header length (MAX_HEADER_SIZE in tensor.rs).
