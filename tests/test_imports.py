@@ -135,3 +135,28 @@ def test_no_module_over_the_line_limit(module: str) -> None:
     if module in KNOWN_LONG:
         pytest.skip(f"{module}: {lines} lines, known long until its split lands")
     assert lines <= MAX_LINES, f"{module} has {lines} lines, over {MAX_LINES}"
+
+
+def test_help_and_safetensors_runs_do_not_import_h5py(tmp_path: Path) -> None:
+    """The registry imports every format module; only opening or writing HDF5 imports h5py."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from varscale_cli.cli import cli\n"
+        "spec, out = sys.argv[1], sys.argv[2]\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['generate', spec, '-o', out, '-q']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['verify', out]).exit_code == 0\n"
+        "print('h5py' in sys.modules)\n"
+    )
+    spec = tmp_path / "s.yaml"
+    spec.write_text("version: 1\nseed: 0\ntensors:\n  w: {shape: [4, 3]}\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(spec), str(tmp_path / "w.safetensors")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
