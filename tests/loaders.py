@@ -10,6 +10,8 @@ import ml_dtypes
 import numpy as np
 from safetensors.numpy import load_file
 
+from varscale_cli.formats.npz import MANIFEST_NAME
+
 
 def load_any(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of a .safetensors, .npz or HDF5 file, bfloat16 restored from the npz
@@ -18,10 +20,10 @@ def load_any(path: Path) -> dict[str, np.ndarray]:
         return load_file(str(path))
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
-            manifest = json.loads(str(z["__varscale__"]))
+            manifest = json.loads(str(z[MANIFEST_NAME]))
             out = {}
             for name in z.files:
-                if name == "__varscale__":
+                if name == MANIFEST_NAME:
                     continue
                 arr = z[name]
                 if manifest["dtypes"].get(name) == "bfloat16":

@@ -119,7 +119,7 @@ def test_real_file_size_limit_in_every_writer(tmp_path: Path) -> None:
         import resource, signal, sys
         from pathlib import Path
         import numpy as np
-        from varscale_cli import writers
+        from varscale_cli import formats as writers
         from varscale_cli.engine.atomic import atomic_output
         from varscale_cli.errors import OutputError
 

@@ -46,7 +46,7 @@ from hypothesis import strategies as st
 
 from varscale_cli.cli import cli
 from varscale_cli.errors import VarscaleError
-from varscale_cli.readers import open_weights
+from varscale_cli.formats import REGISTRY, open_weights
 
 SEED_SPEC = """\
 version: 1
@@ -60,7 +60,8 @@ tensors:
   big: {shape: [80, 80], dtype: float32, initializer: lecun_uniform}
 """
 
-SUFFIXES = {"safetensors": ".safetensors", "npz": ".npz", "hdf5": ".h5"}
+#: Every format's first suffix: the seed files are written in each.
+SUFFIXES = {fmt.name: fmt.suffixes[0] for fmt in REGISTRY}
 
 #: Per-example limits for the forked child.
 TIMEOUT = 10.0

@@ -22,11 +22,15 @@ import pytest
 import safetensors
 import safetensors.numpy
 
+from varscale_cli import formats
 from varscale_cli.errors import ReadError
-from varscale_cli.readers import TensorInfo, open_weights
-from varscale_cli.readers.hdf5 import HDF5File
-from varscale_cli.readers.npz import MAX_NPY_HEADER, NpzFile
-from varscale_cli.readers.safetensors import MAX_HEADER_SIZE, SafetensorsFile, ShardedSafetensors
+from varscale_cli.formats import REGISTRY, open_weights
+from varscale_cli.formats.base import TensorInfo
+from varscale_cli.formats.hdf5 import HDF5File
+from varscale_cli.formats.hf import ShardedSafetensors
+from varscale_cli.formats.items import WriteItem
+from varscale_cli.formats.npz import MAX_NPY_HEADER, NpzFile
+from varscale_cli.formats.safetensors import MAX_HEADER_SIZE, SafetensorsFile
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -717,9 +721,24 @@ def test_chunks_are_bounded_and_fresh(tmp_path: Path) -> None:
 
 def test_npy_header_parser_reads_bounded_bytes() -> None:
     """A header claiming 2 GiB is refused after reading 12 bytes, not 2 GiB."""
-    from varscale_cli.readers.npz import parse_npy_header
+    from varscale_cli.formats.npz import parse_npy_header
 
     stream = io.BytesIO(b"\x93NUMPY\x02\x00" + struct.pack("<I", 1 << 31) + b"{" * 64)
     with pytest.raises(ValueError, match="more than 10000"):
         parse_npy_header(stream)
     assert stream.tell() == 12
+
+
+@pytest.mark.parametrize("fmt", [f.name for f in REGISTRY])
+def test_open_weights_finds_every_registered_format_by_suffix_and_by_magic(
+    tmp_path: Path, fmt: str
+) -> None:
+    spec = formats.get(fmt)
+    a = rand((3, 4), np.float32)
+    items = [WriteItem("a", a.shape, a.dtype, lambda: iter([a.reshape(-1)]))]
+    names = [f"w{suffix}" for suffix in spec.suffixes] + ["w"]
+    for name in names:
+        formats.write(fmt, tmp_path / name, items, {"format": "pt"})
+        with open_weights(tmp_path / name) as wf:
+            assert type(wf) is spec.reader, name
+            np.testing.assert_array_equal(read_all(wf, "a"), a)

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.errors import VarscaleError
-from varscale_cli.readers import open_weights
+from varscale_cli.formats import open_weights
 from varscale_cli.stats import FileReport, Target, TensorReport, check_file
 from varscale_cli.stats.render import PLOT_MISSING, plot_report, stats_table, summary_line
 

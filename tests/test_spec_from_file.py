@@ -13,9 +13,9 @@ from safetensors.numpy import save_file
 
 from varscale_cli.cli import cli
 from varscale_cli.core.fans import LAYOUTS
+from varscale_cli.formats import open_weights
 from varscale_cli.frameworks import spec_from_tensors
 from varscale_cli.frameworks.rules import KERAS, RULES
-from varscale_cli.readers import open_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -27,7 +27,8 @@ from scipy import stats as sps
 from varscale_cli.core import initializers
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.errors import ReadError, SpecError
-from varscale_cli.readers import TensorInfo, open_weights
+from varscale_cli.formats import open_weights
+from varscale_cli.formats.base import TensorInfo
 from varscale_cli.stats import (
     KS_MAX,
     MIN_COUNT,

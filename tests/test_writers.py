@@ -18,10 +18,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from varscale_cli import writers
+from varscale_cli import formats as writers
+from varscale_cli.core.dtypes import DTYPES, numpy_dtype
 from varscale_cli.errors import OutputError, SpecError, UnsupportedDtype
-from varscale_cli.writers import WriteItem, check_items, format_for, planned_size
-from varscale_cli.writers.hdf5 import flat_boxes
+from varscale_cli.formats import REGISTRY, check_items, format_for, planned_size
+from varscale_cli.formats import safetensors as st_format
+from varscale_cli.formats.hdf5 import flat_boxes
+from varscale_cli.formats.items import WriteItem
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 META = {"format": "pt"}
@@ -251,7 +254,7 @@ def test_check_items_refuses_reserved_hdf5_attr_and_negative_dims() -> None:
 def test_check_items_refuses_a_safetensors_header_over_100_mb(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(writers, "SAFETENSORS_MAX_HEADER", 100)
+    monkeypatch.setattr(st_format, "MAX_HEADER_SIZE", 100)
     items = _items(*[(f"t{i}", np.float32) for i in range(3)])
     with pytest.raises(SpecError, match="over the 100 byte limit of the reference reader"):
         check_items("safetensors", items)
@@ -401,7 +404,7 @@ def test_a_failed_write_stops_the_producer_at_once(tmp_path: Path, fmt: str) -> 
 def test_an_os_error_mid_tensor_stops_the_producer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from varscale_cli.writers import safetensors as st_writer
+    from varscale_cli.formats import safetensors as st_writer
 
     calls = iter(range(100))
     real = st_writer._write_all
@@ -588,3 +591,64 @@ def test_planned_size_is_a_close_upper_bound(tmp_path: Path, fmt: str) -> None:
     actual, planned = out.stat().st_size, planned_size(fmt, items, meta)
     data = sum(a.nbytes for a in arrays.values())
     assert actual <= planned <= actual + 100 * len(items) + data // 10 + 64 * 1024
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fmt"), [(s, f.name) for f in REGISTRY for s in f.suffixes]
+)
+def test_every_registered_suffix_names_its_format(suffix: str, fmt: str) -> None:
+    assert format_for(Path(f"w{suffix}"), None) == fmt
+    assert format_for(Path(f"W{suffix.upper()}"), None) == fmt
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype"), [(f.name, d.name) for f in REGISTRY for d in DTYPES]
+)
+def test_each_format_stores_exactly_its_dtypes(fmt: str, dtype: str) -> None:
+    items = [WriteItem("w", (2,), numpy_dtype(dtype), lambda: iter(()))]
+    if dtype in writers.get(fmt).dtypes:
+        check_items(fmt, items)
+    else:
+        with pytest.raises(UnsupportedDtype, match=f"which {fmt} cannot store"):
+            check_items(fmt, items)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [(f.name, n) for f in REGISTRY for n in f.reserved])
+def test_each_format_refuses_its_reserved_names(fmt: str, name: str) -> None:
+    with pytest.raises(SpecError, match=f"tensor name '{name}' is reserved"):
+        check_items(fmt, _items((name, np.float32)))
+
+
+@pytest.mark.parametrize("fmt", [f.name for f in REGISTRY if f.layout is not None])
+def test_the_byte_layout_is_where_write_puts_every_tensor(tmp_path: Path, fmt: str) -> None:
+    spec = writers.get(fmt)
+    assert spec.layout is not None
+    arrays = common_arrays()
+    items = [item(k, v, sizes=[3]) for k, v in arrays.items()]
+    out = tmp_path / f"w{spec.suffixes[0]}"
+    writers.write(fmt, out, items, META)
+    data = out.read_bytes()
+    layout = spec.layout(items, META)
+    assert data.startswith(layout.header)
+    assert sorted(s.name for s in layout.tensors) == sorted(arrays)
+    for span in layout.tensors:
+        expected = np.ascontiguousarray(arrays[span.name]).reshape(-1).view(np.uint8).tobytes()
+        assert span.nbytes == len(expected)
+        assert data[span.offset : span.offset + span.nbytes] == expected, span.name
+
+
+def test_every_format_module_is_registered() -> None:
+    import importlib
+    import pkgutil
+
+    declared = []
+    for info in pkgutil.iter_modules(writers.__path__):
+        if not info.name.startswith("_"):
+            module = importlib.import_module(f"{writers.__name__}.{info.name}")
+            if hasattr(module, "FORMAT"):
+                declared.append(module.FORMAT)
+    assert sorted(f.name for f in declared) == sorted(writers.FORMATS)
+    assert all(f in REGISTRY for f in declared)

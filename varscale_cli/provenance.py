@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
-from .core.distributions import KINDS, Distribution
+from .core.distributions import Distribution, parse_kind
 from .core.stream import STREAM_ID
 from .errors import ReadError, VarscaleError
 
@@ -127,15 +127,13 @@ def distribution_from_json(value: JSONValue) -> Distribution:
     unknown = set(d) - {"kind", "scale", "loc", "cut"}
     if unknown:
         raise ValueError(f"distribution has unknown fields {sorted(unknown)}")
-    kind = d.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"distribution kind {kind!r} is not one of {', '.join(KINDS)}")
+    kind = parse_kind(d.get("kind"))
     scale = _number(d.get("scale", 0.0), "scale")
     loc = _number(d.get("loc", 0.0), "loc")
     cut = _number(d.get("cut", 2.0), "cut")
     if scale < 0 or (kind != "constant" and scale == 0) or cut <= 0:
         raise ValueError(f"invalid distribution parameters scale={scale}, cut={cut}")
-    return Distribution(str(kind), scale, loc, cut)
+    return Distribution(kind, scale, loc, cut)
 
 
 # --- the records ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from .. import __version__
 from ..core.fans import LAYOUTS
 from ..engine.sizes import DECIMAL, human_bytes
 from ..errors import CheckFailed, SpecError
+from ..formats import FORMATS
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
 from ._console import progress_bar as _progress
@@ -64,7 +65,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (or folder for sharded output).")
-@click.option("--format", "fmt", type=click.Choice(["safetensors", "npz", "hdf5"]), help="Output format (default: from the suffix).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format (default: from the suffix).")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Overrides the spec's seed.")
 @click.option("--force", is_flag=True, help="Replace an existing output.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (fans, std, bytes) and write nothing.")
@@ -103,7 +104,7 @@ def generate(
       varscale generate big.yaml -o ckpt/ --max-shard-size 5GB
       varscale generate big.yaml -o ckpt/ --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID
     """
-    from .. import writers
+    from .. import formats
     from ..engine import generate as gen
     from ..engine import shards
     from ..engine.chunks import worker_count
@@ -141,7 +142,7 @@ def generate(
             return
         if shard_index is not None or dask_address is not None:
             raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
-        fmt = writers.format_for(output, fmt)
+        fmt = formats.format_for(output, fmt)
         metadata = gen.provenance(spec, seed, tensors).file_metadata()
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
@@ -184,7 +185,7 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
 
 def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
     from .. import stats
-    from ..readers import open_weights
+    from ..formats import open_weights
     from ..stats.render import summary_line
 
     with open_weights(path) as wf:
@@ -231,7 +232,7 @@ def stats_cmd(
       varscale stats weights.npz --init he_normal --layout torch --json
     """
     from .. import stats
-    from ..readers import open_weights
+    from ..formats import open_weights
 
     with _errors():
         with open_weights(path) as wf:

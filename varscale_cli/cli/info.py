@@ -33,8 +33,8 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
       varscale spec model.safetensors > model.yaml
       varscale spec model.weights.h5 --layout keras
     """
+    from ..formats import open_weights
     from ..frameworks import dump_spec, spec_from_tensors
-    from ..readers import open_weights
 
     with exit_codes():
         with open_weights(path) as wf:

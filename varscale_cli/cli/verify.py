@@ -31,7 +31,7 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
     from ..engine.chunks import worker_count
     from ..engine.resolve import resolve, resolve_seed
     from ..engine.verify import expected_from_provenance, expected_from_resolved, verify
-    from ..readers import open_weights
+    from ..formats import open_weights
 
     with exit_codes():
         with open_weights(path) as wf:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, writers
+from .. import __version__, formats
 from ..core.dtypes import numpy_dtype
 from ..core.stream import STREAM_ID
+from ..formats.items import WriteItem
 from ..provenance import Provenance
 from ..spec import Spec
-from ..writers import WriteItem
 from .atomic import atomic_output
 from .chunks import ChunkEngine
 from .resolve import ResolvedTensor, chunk_jobs
@@ -79,7 +79,7 @@ def write_file(
     (``fsync=False``: atomic for other processes, not durable across a power loss)."""
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
-        writers.check_items(fmt, items)
-        planned = writers.planned_size(fmt, items, metadata)
+        formats.check_items(fmt, items)
+        planned = formats.planned_size(fmt, items, metadata)
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
-            writers.write(fmt, tmp, items, metadata)
+            formats.write(fmt, tmp, items, metadata)

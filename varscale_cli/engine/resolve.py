@@ -16,7 +16,7 @@ from ..core.dtypes import numpy_dtype
 from ..core.fans import compute_fans
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import SpecError
-from ..provenance import TensorRecord
+from ..provenance import JSONValue, TensorRecord
 from ..spec import Spec, TensorPlan
 from .chunks import CHUNK_ELEMS
 
@@ -55,8 +55,9 @@ class ResolvedTensor:
     def record(self) -> TensorRecord:
         """The per-tensor provenance record stored in every output."""
         p = self.plan
+        initializer: dict[str, JSONValue] = dict(p.initializer.to_spec())
         return TensorRecord(
-            initializer=p.initializer.to_spec(), layout=p.layout,
+            initializer=initializer, layout=p.layout,
             in_axis=p.in_axis, out_axis=p.out_axis, batch_axis=p.batch_axis,
             stream=p.stream, full_shape=p.full_shape, offset=p.offset, shape=p.shape, dtype=p.dtype,
             fan_in=self.fan_in, fan_out=self.fan_out, target_std=self.target_std,

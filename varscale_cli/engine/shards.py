@@ -24,15 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpecError, VarscaleError
+from ..formats.hf import HF_INDEX_FILE as INDEX_NAME
+from ..formats.hf import HF_SINGLE_FILE as SINGLE_NAME
 from ..provenance import Provenance, ShardRef
 from ..spec import Spec, parse_spec
 from .atomic import atomic_output
 from .generate import OnChunk, provenance, write_file
 from .resolve import ResolvedTensor, resolve
 from .sizes import parse_size
-
-INDEX_NAME = "model.safetensors.index.json"
-SINGLE_NAME = "model.safetensors"
 
 
 @dataclass(frozen=True)

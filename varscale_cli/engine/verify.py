@@ -21,8 +21,8 @@ from ..core.fans import compute_fans
 from ..core.initializers import deserialize
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import VarscaleError
+from ..formats.base import WeightFile
 from ..provenance import Provenance, record_error
-from ..readers import WeightFile
 from .chunks import ChunkEngine
 from .resolve import ResolvedTensor, chunk_jobs
 

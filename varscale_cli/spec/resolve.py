@@ -14,12 +14,9 @@ from ..core import dtypes
 from ..core.fans import compute_fans
 from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
+from ..formats import RESERVED_NAMES
 from .messages import Ctx, closest, render_path, show, show_limit
 from .model import TensorPlan
-
-#: Names the output formats use for their own metadata (safetensors ``__metadata__``, the
-#: npz/HDF5 provenance member), so a tensor may not take them.
-RESERVED_NAMES = ("__metadata__", "__varscale__")
 
 #: "Absurd" sizes: past these a spec is a typo, not a model. 2**40 per dim (the maximum of
 #: ``$defs.dim`` in spec_schema.json) and 2**48 elements (the 48-bit practical limit of

@@ -1,7 +1,7 @@
 """Does a weight file hold what its initializer promises? Streaming moments and exact tests.
 
 Pure computation: no click, no rich, no file formats (values arrive as chunks from a
-`~varscale_cli.readers.WeightFile`). docs/stats.md derives every test and constant; in short,
+`~varscale_cli.formats.base.WeightFile`). docs/stats.md derives every test and constant; in short,
 for each tensor with a known target distribution:
 
 * **variance**: z = (s0^2 / sigma^2 - 1) / sqrt((kappa - 1) / N), where s0^2 is the mean

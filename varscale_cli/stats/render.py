@@ -15,9 +15,9 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
-from ..core.distributions import Distribution
+from ..core.distributions import Distribution, parse_kind
 from ..errors import OutputError, VarscaleError
-from ..readers import WeightFile
+from ..formats.base import WeightFile
 from .report import FileReport, TensorReport, Verdict
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS
 
@@ -168,7 +168,7 @@ def plot_report(report: FileReport, wf: WeightFile, png_path: str | Path) -> Pat
         ax.stairs(counts / (total * width), edges, fill=True, alpha=0.5, label="file")
         if t.distribution is not None and t.distribution["kind"] != "constant":
             d = Distribution(
-                str(t.distribution["kind"]), float(t.distribution["scale"]),
+                parse_kind(t.distribution["kind"]), float(t.distribution["scale"]),
                 float(t.distribution["loc"]), float(t.distribution["cut"]),
             )
             expected = np.diff(d.cdf(edges)) / width

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from ..core.dtypes import is_float, name_of
 from ..errors import SpecError
-from ..readers import TensorInfo, WeightFile
+from ..formats.base import TensorInfo, WeightFile
 from .law import Law, round_to, stored_bounds, stored_law
 from .summary import KS_MAX, summarize
 from .targets import Target

@@ -20,8 +20,8 @@ from ..core.dtypes import BY_NAME, numpy_dtype
 from ..core.fans import Axes
 from ..core.initializers import Initializer, get
 from ..errors import SpecError
+from ..formats.base import WeightFile
 from ..provenance import recorded_distributions
-from ..readers import WeightFile
 
 __all__ = ["Target", "target_for", "targets_for_file", "targets_from_provenance"]
 

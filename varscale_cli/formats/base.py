@@ -1,4 +1,4 @@
-"""Validating, streaming readers for weight files: safetensors (single or HF-sharded), npz, HDF5.
+"""What every format's reader shares: `TensorInfo`, the `WeightFile` interface, the helpers.
 
 Every reader gives the same small interface, `WeightFile`: the tensors' names, shapes and
 dtypes in file order, the file's text metadata, and each tensor's values as 1-D chunks in C
@@ -7,11 +7,6 @@ order. Memory stays bounded by the chunk size, whatever the file size: nothing i
 Readers treat every file as hostile. A file that is truncated, inconsistent or built to
 exhaust memory raises one `ReadError` whose message is a single line naming the file, before
 anything proportional to a size the file *claims* is allocated.
-
-    >>> from varscale_cli.readers import open_weights
-    >>> with open_weights(path) as wf:                                     # doctest: +SKIP
-    ...     for info in wf.tensors():
-    ...         total = sum(chunk.size for chunk in wf.iter_chunks(info.name))
 """
 
 from __future__ import annotations
@@ -21,19 +16,19 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
-import ml_dtypes
 import numpy as np
 
+from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMS",
     "LOGICAL_DTYPES",
+    "MAX_JSON_BYTES",
     "TensorInfo",
     "WeightFile",
-    "open_weights",
 ]
 
 #: 1 Mi elements per chunk: 4 MiB of float32, 8 MiB once widened to float64 for statistics,
@@ -43,24 +38,17 @@ DEFAULT_CHUNK_ELEMS = 1 << 20
 
 #: The dtypes numpy cannot name by itself, by the names ml_dtypes, Keras (HDF5 ``dtype``
 #: attribute) and varscale's npz manifest use for them.
-LOGICAL_DTYPES: dict[str, np.dtype] = {
-    name: np.dtype(getattr(ml_dtypes, name))
-    for name in (
-        "bfloat16",
-        "float8_e4m3fn",
-        "float8_e5m2",
-        "float8_e4m3fnuz",
-        "float8_e5m2fnuz",
-        "float8_e8m0fnu",
-    )
-}
+LOGICAL_DTYPES: dict[str, np.dtype] = {name: numpy_dtype(name) for name in ML_DTYPES}
 
-#: File names of Hugging Face checkpoints (huggingface_hub constants.py).
-HF_SINGLE_FILE = "model.safetensors"
-HF_INDEX_FILE = "model.safetensors.index.json"
+#: The reference safetensors reader's MAX_HEADER_SIZE (safetensors/src/tensor.rs): a larger
+#: header is refused before it is read, so a forged length cannot make us allocate gigabytes.
+#: Every JSON text a weight file declares (the npz manifest, an HF index) is held to it too.
+MAX_JSON_BYTES = 100_000_000
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
+#: Deflate cannot expand data by more than 1032:1 (zlib technical details: a 258-byte match
+#: costs at least 2 bits, 258 * 8 / 2 = 1032). A zip member or an HDF5 dataset claiming more
+#: than that of what the file stores for it is lying about its size.
+DEFLATE_MAX_RATIO = 1032
 
 
 @dataclass(frozen=True)
@@ -150,7 +138,7 @@ class BaseWeightFile:
                 f"'{self.path}': {what}: {one_line(f'{type(exc).__name__}: {exc}')}"
             ) from None
 
-    def __enter__(self) -> BaseWeightFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -228,57 +216,3 @@ def iter_slabs(
         for j in range(0, shape[k], step):
             sel = tuple(int(i) for i in outer) + (slice(j, min(j + step, shape[k])),)
             yield np.ascontiguousarray(read(sel)).reshape(-1)
-
-
-# --- dispatch --------------------------------------------------------------------------------
-
-
-def open_weights(path: str | Path) -> WeightFile:
-    """Open a weight file for reading, choosing the reader by suffix, else by magic bytes.
-
-    Accepted: ``*.safetensors``; ``*.npz``; ``*.h5`` / ``*.hdf5``; a Hugging Face
-    ``*.index.json`` (sharded safetensors); a directory holding ``model.safetensors`` or
-    ``model.safetensors.index.json`` (the single file wins when both exist, as in
-    transformers). Any other name is recognised by its first bytes.
-
-    Raises:
-        ReadError: missing path, unknown format, or a file its reader refuses.
-    """
-    from .hdf5 import HDF5File
-    from .npz import NpzFile
-    from .safetensors import SafetensorsFile, ShardedSafetensors
-
-    p = Path(path)
-    if p.is_dir():
-        if (p / HF_SINGLE_FILE).is_file():
-            return SafetensorsFile(p / HF_SINGLE_FILE)
-        if (p / HF_INDEX_FILE).is_file():
-            return ShardedSafetensors(p / HF_INDEX_FILE)
-        raise ReadError(f"'{p}': the directory holds neither {HF_SINGLE_FILE} nor {HF_INDEX_FILE}")
-    if not p.exists():
-        raise ReadError(f"'{p}': no such file")
-    name = p.name.lower()
-    if name.endswith(".index.json"):
-        return ShardedSafetensors(p)
-    if name.endswith(".safetensors"):
-        return SafetensorsFile(p)
-    if name.endswith(".npz"):
-        return NpzFile(p)
-    if name.endswith((".h5", ".hdf5")):
-        return HDF5File(p)
-    try:
-        with open(p, "rb") as f:
-            head = f.read(9)
-    except OSError as exc:
-        raise ReadError(f"'{p}': cannot read: {one_line(exc.strerror or str(exc))}") from None
-    if head.startswith(_ZIP_SIGNATURES):
-        return NpzFile(p)
-    if head.startswith(_HDF5_SIGNATURE):
-        return HDF5File(p)
-    # safetensors: 8-byte length, then a JSON object (the reference tolerates leading spaces).
-    if len(head) == 9 and head[8:9] in (b"{", b" ", b"\t", b"\n", b"\r"):
-        return SafetensorsFile(p)
-    raise ReadError(
-        f"'{p}': unknown weight file format (expected .safetensors, .npz, .h5/.hdf5, "
-        f"an HF *.index.json, or a directory holding {HF_SINGLE_FILE})"
-    )

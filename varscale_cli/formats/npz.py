@@ -1,9 +1,11 @@
-"""npz reader: a zip of ``.npy`` members, parsed header by header, streamed member by member.
+"""npz: a zip of ``.npy`` members, read header by header and written member by member, streamed.
+
+Reading.
 
 ``np.load`` is not used: it reads an ``.npy`` header of any claimed length before checking
 it, happily decompresses a member whose header claims far more elements than it stores (and
 allocates for the claim), and loses ml_dtypes identity (bfloat16 comes back as ``|V2``,
-float8_e5m2 as an unloadable ``<f1``; formats.md 4). Here every member is checked before a
+float8_e5m2 as an unloadable ``<f1``). Here every member is checked before a
 byte of its data is read:
 
 * the ``.npy`` magic and version, a header length of at most `MAX_NPY_HEADER` bytes, then
@@ -17,26 +19,43 @@ varscale's writer adds a manifest member ``__varscale__.npy``: a 0-d unicode arr
 JSON ``{"dtypes": {name: "bfloat16", ...}, "metadata": {...}}``; tensors listed in
 ``dtypes`` are stored as bit patterns (``<u2`` for bf16, ``|u1`` for float8) and read back
 as the logical ml_dtypes type.
+
+Writing. ``np.savez`` needs every array in memory and takes tensor names as keyword arguments, so a
+tensor named ``file`` raises and one named ``allow_pickle`` is silently dropped. This writer
+uses the same primitives (an uncompressed zip64 member per array, the ``.npy`` header numpy
+would write) but streams each tensor's chunks into its member.
+
+``.npy`` has no bfloat16 (ml_dtypes arrays save as ``<V2`` and lose their identity), so
+bfloat16 tensors are stored as their ``<u2`` bit patterns and listed in a manifest member
+``__varscale__.npy``: a 0-d unicode array holding the JSON text
+``{"dtypes": {name: "bfloat16", ...}, "metadata": {...}}`` (sorted keys, compact). Only tensors
+whose stored dtype differs from their logical one appear in ``dtypes``. Unicode arrays load
+with ``np.load(path, allow_pickle=False)``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError
-from . import (
+from ..errors import ReadError, SpecError
+from ._npy import MAX_NPY_HEADER, npy_header, parse_npy_header, read_exact
+from .base import (
     DEFAULT_CHUNK_ELEMS,
+    DEFLATE_MAX_RATIO,
     LOGICAL_DTYPES,
+    MAX_JSON_BYTES,
     BaseWeightFile,
     TensorInfo,
     as_native,
@@ -46,24 +65,23 @@ from . import (
     native,
     one_line,
 )
+from .description import WRITABLE_DTYPES, ByteLayout, Format, TensorSpan
+from .items import WriteItem, chunk_bytes
 
-MANIFEST = "__varscale__.npy"
-
-#: numpy's own default ``max_header_size`` (numpy.lib.format._MAX_HEADER_SIZE): np.load refuses
-#: larger headers without allow_pickle, and no plain numeric array needs more.
-MAX_NPY_HEADER = 10_000
+#: The manifest's name: the tensor name no tensor may use (np.load's key for the member).
+MANIFEST_NAME = "__varscale__"
+MANIFEST = MANIFEST_NAME + ".npy"
 
 #: The manifest is JSON text of the size of a safetensors header at most: same limit.
-MAX_MANIFEST_BYTES = 100_000_000
+MAX_MANIFEST_BYTES = MAX_JSON_BYTES
 
-#: Deflate cannot expand data by more than 1032:1 (zlib technical details: a 258-byte match
-#: costs at least 2 bits, 258 * 8 / 2 = 1032). A member claiming more is lying about its size.
-DEFLATE_MAX_RATIO = 1032
+#: A zip member name is at most 65535 bytes long; ".npy" takes 4 of them.
+MAX_NAME_BYTES = 65535 - 4
 
 #: Slack for the deflate stream's own framing on tiny members.
 _DEFLATE_SLACK = 1024
 
-_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
 _ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 _STREAM_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error)
 
@@ -74,53 +92,6 @@ class _Member:
     header_len: int  # bytes before the data: magic, version, length field, header text
     stored: np.dtype  # the dtype the .npy header declares
     fortran: bool
-
-
-def _read_exact(fp: BinaryIO, n: int) -> bytes:
-    """Up to ``n`` bytes (fewer only at end of stream), never more than asked for."""
-    parts = []
-    left = n
-    while left > 0:
-        piece = fp.read(left)
-        if not piece:
-            break
-        parts.append(piece)
-        left -= len(piece)
-    return b"".join(parts)
-
-
-def parse_npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-    """(shape, fortran_order, dtype, header length in bytes) of the ``.npy`` stream ``fp``.
-
-    Reads at most 12 + `MAX_NPY_HEADER` bytes whatever the header claims.
-
-    Raises:
-        ValueError: not a .npy stream, unsupported version, oversized or malformed header.
-    """
-    magic = _read_exact(fp, 8)
-    if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
-        raise ValueError("not a .npy array (bad magic bytes)")
-    version = (magic[6], magic[7])
-    if version == (1, 0):
-        size_len, reader = 2, np.lib.format.read_array_header_1_0
-    elif version in ((2, 0), (3, 0)):
-        # 3.0 differs from 2.0 only by a UTF-8 header, which numeric dtypes never need.
-        size_len, reader = 4, np.lib.format.read_array_header_2_0
-    else:
-        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-    size_bytes = _read_exact(fp, size_len)
-    if len(size_bytes) != size_len:
-        raise ValueError("the .npy header is truncated")
-    hlen = int.from_bytes(size_bytes, "little")
-    if hlen > MAX_NPY_HEADER:
-        raise ValueError(f"its .npy header claims {hlen} bytes, more than {MAX_NPY_HEADER}")
-    header = _read_exact(fp, hlen)
-    if len(header) != hlen:
-        raise ValueError("the .npy header is truncated")
-    shape, fortran, dtype = reader(io.BytesIO(size_bytes + header), max_header_size=MAX_NPY_HEADER)
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise ValueError(f"invalid shape {shape!r}")
-    return tuple(shape), bool(fortran), dtype, 8 + size_len + hlen
 
 
 class NpzFile(BaseWeightFile):
@@ -199,7 +170,7 @@ class NpzFile(BaseWeightFile):
         if dtype.itemsize > MAX_MANIFEST_BYTES or z.file_size - hlen != dtype.itemsize:
             raise self._fail(MANIFEST, "has an invalid size")
         with self._zf.open(z) as fp:
-            raw = _read_exact(fp, z.file_size)[hlen:]  # type: ignore[arg-type]
+            raw = read_exact(fp, z.file_size)[hlen:]  # type: ignore[arg-type]
         try:
             text = str(np.frombuffer(raw, dtype=dtype)[0])
             manifest = loads_strict(text)
@@ -283,11 +254,11 @@ class NpzFile(BaseWeightFile):
         assert self._zf is not None
         itemsize = member.stored.itemsize
         with self._zf.open(member.zinfo) as fp:
-            _read_exact(fp, member.header_len)  # type: ignore[arg-type]
+            read_exact(fp, member.header_len)  # type: ignore[arg-type]
             left = info.nbytes
             while left > 0:
                 take = min(left, chunk_elems * itemsize)
-                data = _read_exact(fp, take)  # type: ignore[arg-type]
+                data = read_exact(fp, take)  # type: ignore[arg-type]
                 if len(data) != take:
                     raise EOFError(f"the member ended {left - len(data)} bytes early")
                 yield self._convert(np.frombuffer(data, dtype=member.stored).copy(), info)
@@ -326,3 +297,136 @@ class NpzFile(BaseWeightFile):
         if self._zf is not None:
             self._zf.close()
             self._zf = None
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+#: Fixed member timestamp (the zip epoch, also numpy's default) so output is reproducible.
+_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+
+#: Member permission bits (rw-r--r--) and "made by Unix", fixed whatever the host.
+_EXTERNAL_ATTR = 0o100644 << 16
+_CREATE_SYSTEM = 3
+
+# Upper bounds of the zip bookkeeping per member: local header (30) + zip64 extra (20, always
+# present with force_zip64) and central directory entry (46) + zip64 extra (at most 28); the
+# name appears in both. Plus the end records: zip64 end (56) + locator (20) + end (22).
+_MEMBER_OVERHEAD = 30 + 20 + 46 + 28
+_END_OVERHEAD = 56 + 20 + 22
+
+
+def stored_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype an item is stored as: bfloat16 as its uint16 bit pattern, others as is."""
+    return np.dtype("<u2") if dtype == LOGICAL_DTYPES["bfloat16"] else dtype.newbyteorder("<")
+
+
+def manifest_text(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> str:
+    """The JSON text of the manifest member."""
+    dtypes = {it.name: it.dtype.name for it in items if stored_dtype(it.dtype) != it.dtype}
+    doc = {"dtypes": dtypes, "metadata": dict(metadata)}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def planned_size(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> int:
+    """A close upper bound of the file size (exact data, bounded zip bookkeeping)."""
+    manifest = _manifest_member(items, metadata)
+    total = _END_OVERHEAD + _MEMBER_OVERHEAD + 2 * len(_member_name(MANIFEST_NAME)) + len(manifest)
+    for item in items:
+        total += _MEMBER_OVERHEAD + 2 * len(_member_name(item.name))
+        total += len(npy_header(item.shape, stored_dtype(item.dtype))) + item.nbytes
+    return total
+
+
+def write(path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
+    """Write the manifest member, then one streamed ``.npy`` member per tensor, in item order.
+
+    Raises:
+        OutputError: A chunk iterator yields the wrong dtype or byte count.
+        OSError: The file cannot be written.
+    """
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open(_zipinfo(MANIFEST_NAME), "w", force_zip64=True) as member:
+            member.write(_manifest_member(items, metadata))
+        for item in items:
+            # force_zip64: the size is not known to zipfile up front and may exceed 4 GiB.
+            with zf.open(_zipinfo(item.name), "w", force_zip64=True) as member:
+                member.write(npy_header(item.shape, stored_dtype(item.dtype)))
+                with closing(chunk_bytes(item)) as views:
+                    for view in views:
+                        member.write(view)
+
+
+def _member_name(name: str) -> bytes:
+    return (name + ".npy").encode("utf-8")
+
+
+def _zipinfo(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name + ".npy", date_time=_DATE_TIME)
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = _EXTERNAL_ATTR
+    info.create_system = _CREATE_SYSTEM
+    return info
+
+
+def _manifest_member(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.array(manifest_text(items, metadata)), allow_pickle=False)
+    return buf.getvalue()
+
+
+def byte_layout(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> ByteLayout:
+    """Every tensor's byte range in the file `write` produces; no header (zip CRCs need the data).
+
+    Each member is a local file header (30 bytes, the name, the 20-byte zip64 extra that
+    force_zip64 always writes; zipfile(3.11) ``ZipInfo.FileHeader``), then its ``.npy`` header,
+    then the tensor's bytes; members follow each other with nothing between them.
+    """
+    offset = 30 + len(_member_name(MANIFEST_NAME)) + 20 + len(_manifest_member(items, metadata))
+    spans = []
+    for item in items:
+        offset += 30 + len(_member_name(item.name)) + 20
+        offset += len(npy_header(item.shape, stored_dtype(item.dtype)))
+        spans.append(TensorSpan(item.name, offset, item.nbytes))
+        offset += item.nbytes
+    return ByteLayout(b"", tuple(spans))
+
+
+def check(items: Sequence[WriteItem], names: set[str]) -> None:
+    """Refuse the manifest's name, over-long member names, and names np.load would confuse."""
+    if MANIFEST_NAME in names:
+        raise SpecError(
+            f"tensor name '{MANIFEST_NAME}' is reserved for the npz dtype manifest; "
+            "rename the tensor"
+        )
+    for item in items:
+        if len(item.name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise SpecError(f"tensor name '{item.name[:40]}...' is too long for a zip member")
+        # np.load maps both 'x' and 'x.npy' to member 'x.npy', so a tensor named 'x.npy' next
+        # to a tensor (or the manifest) named 'x' could never be read back by its own name.
+        if item.name.endswith(".npy"):
+            base = item.name[: -len(".npy")]
+            if base in names or base == MANIFEST_NAME:
+                raise SpecError(
+                    f"tensor names '{base}' and '{item.name}' clash in an npz file "
+                    f"(np.load(...)['{item.name}'] returns '{base}'); rename one of them"
+                )
+
+
+FORMAT = Format(
+    name="npz",
+    suffixes=(".npz",),
+    magic=_ZIP_SIGNATURES,
+    # bfloat16 is stored as its uint16 bit pattern plus a manifest entry.
+    dtypes=WRITABLE_DTYPES,
+    reserved=(MANIFEST_NAME,),
+    limits={
+        "max_npy_header_bytes": MAX_NPY_HEADER,
+        "max_manifest_bytes": MAX_MANIFEST_BYTES,
+        "max_name_bytes": MAX_NAME_BYTES,
+    },
+    reader=NpzFile,
+    write=write,
+    planned_size=planned_size,
+    check=check,
+    layout=byte_layout,
+)

@@ -1,31 +1,44 @@
-"""safetensors reader: our own header parser, validating like the reference implementation.
+"""safetensors: our own header parser and a streaming writer, byte for byte the reference's.
 
-Why not ``safetensors.numpy``: it cannot return float8 tensors (safetensors#682), needs
-ml_dtypes imported for bfloat16, and loads whole tensors. Here the header is parsed and
+Reading. Why not ``safetensors.numpy``: it cannot return float8 tensors (safetensors#682),
+needs ml_dtypes imported for bfloat16, and loads whole tensors. Here the header is parsed and
 checked rule by rule as the Rust reader's ``read_metadata`` / ``Metadata::validate`` do
-(formats.md 1.6), and values are read with positioned reads in bounded chunks, then viewed
-as the tensor's dtype (ml_dtypes for bf16 and float8).
+(safetensors/src/tensor.rs), and values are read with positioned reads in bounded chunks, then
+viewed as the tensor's dtype (ml_dtypes for bf16 and float8). Error messages carry the
+reference's error name (``HeaderTooLarge``, ``InvalidOffset``, ...) so a user can match them
+with what other tools report.
 
-Error messages carry the reference's error name (``HeaderTooLarge``, ``InvalidOffset``, ...)
-so a user can match them with what other tools report.
+Writing. The layout matches the reference writer (``tensor.rs`` ``prepare``) so that files are
+interchangeable byte for byte where the reference is deterministic:
+
+* 8-byte little-endian u64 header length, then compact JSON, space-padded to a multiple of 8;
+* ``__metadata__`` first (keys sorted here; the reference uses hash order, which is why it is
+  only reproducible with a single key), then the tensors in offset order;
+* tensors sorted by dtype alignment descending (the reference ``Dtype`` enum order), ties by
+  name, offsets consecutive with no holes, so every tensor is aligned to its element size.
+
+The ``safetensors`` package is not used for writing: it needs every tensor in memory at once.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import struct
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import ReadError
-from . import (
+from ..core.dtypes import ML_DTYPES, numpy_dtype
+from ..errors import ReadError, SpecError
+from .base import (
     DEFAULT_CHUNK_ELEMS,
-    LOGICAL_DTYPES,
+    MAX_JSON_BYTES,
     BaseWeightFile,
     TensorInfo,
     check_chunk_elems,
@@ -33,39 +46,64 @@ from . import (
     native,
     one_line,
 )
+from .description import WRITABLE_DTYPES, ByteLayout, Format, TensorSpan
+from .items import WriteItem, chunk_bytes
 
-#: The reference reader's MAX_HEADER_SIZE (safetensors/src/tensor.rs): a larger header is
-#: refused before it is read, so a forged length cannot make us allocate gigabytes.
-MAX_HEADER_SIZE = 100_000_000
+#: The reference reader's limit on the header length (MAX_HEADER_SIZE in tensor.rs).
+MAX_HEADER_SIZE = MAX_JSON_BYTES
+
+#: The header key reserved for the metadata map.
+METADATA_KEY = "__metadata__"
 
 #: Offsets and shapes are Rust ``usize``: on the 64-bit platforms that matter, < 2**64.
 _USIZE_LIMIT = 1 << 64
 
-#: dtype code -> (bits per element, numpy dtype or None if varscale cannot read it).
-#: Codes and sizes from safetensors' ``enum Dtype`` / ``bitsize()`` (formats.md 1.2).
-DTYPES: dict[str, tuple[int, np.dtype | None]] = {
-    "BOOL": (8, np.dtype(np.bool_)),
+#: dtype code -> (bits per element, dtype name or None if varscale cannot read it), in the
+#: order of safetensors' ``enum Dtype`` (codes and sizes from its ``bitsize()``). The writer
+#: sorts tensors by position in this enum, descending: the enum is declared in increasing
+#: alignment order, so F64 > C64 > F32 > BF16 > F16 (verified against safetensors 0.8.0).
+DTYPE_CODES: dict[str, tuple[int, str | None]] = {
+    "BOOL": (8, "bool"),
     "F4": (4, None),
     "F6_E2M3": (6, None),
     "F6_E3M2": (6, None),
-    "U8": (8, np.dtype(np.uint8)),
-    "I8": (8, np.dtype(np.int8)),
-    "F8_E5M2": (8, LOGICAL_DTYPES["float8_e5m2"]),
-    "F8_E4M3": (8, LOGICAL_DTYPES["float8_e4m3fn"]),  # the "fn" variant: no inf, max 448
-    "F8_E8M0": (8, LOGICAL_DTYPES["float8_e8m0fnu"]),
-    "F8_E4M3FNUZ": (8, LOGICAL_DTYPES["float8_e4m3fnuz"]),
-    "F8_E5M2FNUZ": (8, LOGICAL_DTYPES["float8_e5m2fnuz"]),
-    "I16": (16, np.dtype("<i2")),
-    "U16": (16, np.dtype("<u2")),
-    "F16": (16, np.dtype("<f2")),
-    "BF16": (16, LOGICAL_DTYPES["bfloat16"]),
-    "I32": (32, np.dtype("<i4")),
-    "U32": (32, np.dtype("<u4")),
-    "F32": (32, np.dtype("<f4")),
-    "C64": (64, np.dtype("<c8")),
-    "F64": (64, np.dtype("<f8")),
-    "I64": (64, np.dtype("<i8")),
-    "U64": (64, np.dtype("<u8")),
+    "U8": (8, "uint8"),
+    "I8": (8, "int8"),
+    "F8_E5M2": (8, "float8_e5m2"),
+    "F8_E4M3": (8, "float8_e4m3fn"),  # the "fn" variant: no inf, max 448
+    "F8_E8M0": (8, "float8_e8m0fnu"),
+    "F8_E4M3FNUZ": (8, "float8_e4m3fnuz"),
+    "F8_E5M2FNUZ": (8, "float8_e5m2fnuz"),
+    "I16": (16, "int16"),
+    "U16": (16, "uint16"),
+    "F16": (16, "float16"),
+    "BF16": (16, "bfloat16"),
+    "I32": (32, "int32"),
+    "U32": (32, "uint32"),
+    "F32": (32, "float32"),
+    "C64": (64, "complex64"),
+    "F64": (64, "float64"),
+    "I64": (64, "int64"),
+    "U64": (64, "uint64"),
+}
+
+
+def _file_dtype(name: str) -> np.dtype:
+    # safetensors stores little-endian; ml_dtypes types have no byte order.
+    return numpy_dtype(name) if name in ML_DTYPES else np.dtype(name).newbyteorder("<")
+
+
+#: dtype code -> (bits per element, the little-endian numpy dtype it is read as, or None).
+DTYPES: dict[str, tuple[int, np.dtype | None]] = {
+    code: (bits, None if name is None else _file_dtype(name))
+    for code, (bits, name) in DTYPE_CODES.items()
+}
+
+#: dtype name -> (its code, its rank in the reference enum), for the dtypes varscale writes.
+_WRITE_CODES: dict[str, tuple[str, int]] = {
+    name: (code, rank)
+    for rank, (code, (_, name)) in enumerate(DTYPE_CODES.items())
+    if name in WRITABLE_DTYPES
 }
 
 
@@ -87,7 +125,7 @@ class SafetensorsFile(BaseWeightFile):
         self._spans: dict[str, tuple[int, int]] = {}
         self._codes: dict[str, str] = {}
         try:
-            self._f: BinaryIO | None = open(self.path, "rb")  # closed by close()
+            self._f: io.BufferedReader | None = open(self.path, "rb")  # closed by close()
         except OSError as exc:
             raise ReadError(f"'{self.path}': cannot open: {one_line(exc.strerror or str(exc))}") from None
         self._open_guarded(self._parse, "invalid safetensors file")
@@ -120,7 +158,7 @@ class SafetensorsFile(BaseWeightFile):
             raise self._fail(f"InvalidHeaderDeserialization: {one_line(str(exc))}") from None
         if not isinstance(header, dict):
             raise self._fail("InvalidHeaderDeserialization: the header is not a JSON object")
-        self.metadata = self._parse_metadata(header.pop("__metadata__", None))
+        self.metadata = self._parse_metadata(header.pop(METADATA_KEY, None))
         entries = [self._parse_entry(name, info) for name, info in header.items()]
         # The reference sorts by data_offsets, then requires them to tile the buffer exactly.
         entries.sort(key=lambda e: (e[3], e[4]))
@@ -245,115 +283,121 @@ class SafetensorsFile(BaseWeightFile):
             self._f = None
 
 
-class ShardedSafetensors(BaseWeightFile):
-    thread_safe = True  # each shard is a thread-safe SafetensorsFile
+# --- writing ---------------------------------------------------------------------------------
 
-    """A Hugging Face sharded checkpoint, read through its ``*.index.json``.
 
-    The index is ``{"metadata": {...}, "weight_map": {tensor: shard file}}``. Every shard
-    named must exist next to the index (no absolute paths, no ``..``), be a valid safetensors
-    file, and hold exactly the tensors the index assigns to it: a tensor missing from its
-    shard, present in another, or absent from the index is an error.
+def layout(
+    items: Sequence[WriteItem], metadata: Mapping[str, str]
+) -> tuple[bytes, list[WriteItem]]:
+    """The padded header (without the 8-byte length) and the items in offset order.
 
-    ``metadata`` is the index's metadata (values as text) overlaid with the shards'
-    ``__metadata__``; varscale provenance (key ``varscale``) is merged so its ``tensors``
-    cover every shard.
+    Args:
+        items: The tensors, in any order.
+        metadata: The ``__metadata__`` map (str -> str).
+
+    Returns:
+        ``(header, ordered)``: the JSON header padded with spaces to a multiple of 8, and the
+        items in the order their bytes must follow it.
     """
-
-    def __init__(self, index_path: str | Path) -> None:
-        self.path = Path(index_path)
-        self.metadata = {}
-        self._infos = {}
-        self._shards: dict[str, SafetensorsFile] = {}
-        self._where: dict[str, str] = {}
-        self._open_guarded(self._open, "invalid sharded checkpoint index")
-
-    def _fail(self, what: str) -> ReadError:
-        return ReadError(f"'{self.path}': invalid sharded checkpoint index: {what}")
-
-    def _open(self) -> None:
-        try:
-            size = self.path.stat().st_size
-            if size > MAX_HEADER_SIZE:
-                raise self._fail(f"the index has {size} bytes, more than {MAX_HEADER_SIZE}")
-            text = self.path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise ReadError(f"'{self.path}': cannot read: {one_line(exc.strerror or str(exc))}") from None
-        except UnicodeDecodeError:
-            raise self._fail("not UTF-8") from None
-        try:
-            index = loads_strict(text)
-        except (ValueError, RecursionError) as exc:
-            raise self._fail(f"not valid JSON: {one_line(str(exc))}") from None
-        if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
-            raise self._fail('no "weight_map" object')
-        meta = index.get("metadata") or {}
-        if not isinstance(meta, dict):
-            raise self._fail('"metadata" is not an object')
-        weight_map: dict[str, Any] = index["weight_map"]
-        for tensor, shard in weight_map.items():
-            if not isinstance(shard, str):
-                raise self._fail(f"the shard of tensor {tensor!r} is not a file name")
-        base = self.path.parent
-        for shard in sorted(set(weight_map.values())):
-            rel = PurePosixPath(shard.replace("\\", "/"))
-            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-                raise self._fail(f"shard {shard!r} is not a file name inside the index's folder")
-            if not rel.name.endswith(".safetensors"):
-                raise self._fail(f"shard {shard!r} is not a .safetensors file")
-            shard_path = base.joinpath(*rel.parts)
-            if not shard_path.is_file():
-                raise self._fail(f"shard {shard!r} listed in the index does not exist")
-            self._shards[shard] = SafetensorsFile(shard_path)
-        for shard, sf in self._shards.items():
-            for info in sf.tensors():
-                listed = weight_map.get(info.name)
-                if listed is None:
-                    raise self._fail(f"tensor {info.name!r} in shard {shard!r} is not in the weight_map")
-                if listed != shard:
-                    raise self._fail(
-                        f"tensor {info.name!r} is in shard {shard!r} but the index puts it in {listed!r}"
-                    )
-                self._infos[info.name] = info
-                self._where[info.name] = shard
-        for tensor, shard in weight_map.items():
-            if tensor not in self._infos:
-                raise self._fail(f"the index puts tensor {tensor!r} in shard {shard!r}, which does not hold it")
-        merged: dict[str, str] = {
-            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()
+    # Python compares str by code point, which is the UTF-8 byte order Rust's String uses.
+    ordered = sorted(items, key=lambda it: (-_WRITE_CODES[it.dtype.name][1], it.name))
+    header: dict[str, object] = {METADATA_KEY: {k: metadata[k] for k in sorted(metadata)}}
+    offset = 0
+    for item in ordered:
+        end = offset + item.nbytes
+        header[item.name] = {
+            "dtype": _WRITE_CODES[item.dtype.name][0],
+            "shape": list(item.shape),
+            "data_offsets": [offset, end],
         }
-        for sf in self._shards.values():
-            for key, value in sf.metadata.items():
-                if key == "varscale" and key in merged:
-                    merged[key] = _merge_provenance(merged[key], value)
-                else:
-                    merged[key] = value
-        self.metadata = merged
-
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
-        self.info(name)
-        return self._shards[self._where[name]].iter_chunks(name, chunk_elems)
-
-    def shard_of(self, name: str) -> Path:
-        """The shard file holding ``name``."""
-        self.info(name)
-        return self._shards[self._where[name]].path
-
-    def close(self) -> None:
-        for sf in self._shards.values():
-            sf.close()
+        offset = end
+    # serde_json writes UTF-8 as is and escapes only '"', '\\' and control characters (as
+    # \n, \t, ... or \u00xx in lowercase hex), exactly what ensure_ascii=False does.
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return text + b" " * (-len(text) % 8), ordered
 
 
-def _merge_provenance(a: str, b: str) -> str:
-    """Union of two shards' varscale provenance JSON: the first's fields, both shards' tensors.
+def header_length(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> int:
+    """The padded JSON header length in bytes."""
+    return len(layout(items, metadata)[0])
 
-    Unparseable text is passed through unchanged so the provenance parser reports it.
+
+def byte_layout(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> ByteLayout:
+    """The file's first bytes (length and header) and every tensor's absolute byte range."""
+    header, ordered = layout(items, metadata)
+    start = 8 + len(header)
+    spans = []
+    for item in ordered:
+        spans.append(TensorSpan(item.name, start, item.nbytes))
+        start += item.nbytes
+    return ByteLayout(len(header).to_bytes(8, "little") + header, tuple(spans))
+
+
+def planned_size(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> int:
+    """The exact file size."""
+    return 8 + header_length(items, metadata) + sum(item.nbytes for item in items)
+
+
+def write(path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
+    """Write the header, then stream every tensor in header order with unbuffered writes.
+
+    Raises:
+        OutputError: A chunk iterator yields the wrong dtype or byte count (detected before
+            anything beyond the tensor's extent is written).
+        OSError: The file cannot be written.
     """
-    if a == b:
-        return a
-    try:
-        pa, pb = json.loads(a), json.loads(b)
-        tensors = {**pa["tensors"], **pb["tensors"]}
-    except (ValueError, TypeError, KeyError):
-        return a
-    return json.dumps({**pa, "tensors": tensors}, sort_keys=True)
+    header, ordered = layout(items, metadata)
+    # Unbuffered: chunks are large, so a buffer would only add a copy.
+    with open(path, "wb", buffering=0) as f:
+        _write_all(f, len(header).to_bytes(8, "little") + header)
+        for item in ordered:
+            with closing(chunk_bytes(item)) as views:
+                for view in views:
+                    _write_all(f, view)
+
+
+def _write_all(f: io.FileIO, data: bytes | memoryview) -> None:
+    # A raw FileIO write may be partial (Linux caps one write at ~2 GiB), so loop.
+    view = memoryview(data)
+    while view.nbytes:
+        view = view[f.write(view) or 0 :]
+
+
+def check(items: Sequence[WriteItem], names: set[str]) -> None:
+    """Refuse the reserved metadata key as a tensor name, and a header over the reader's limit."""
+    if METADATA_KEY in names:
+        raise SpecError(
+            f"tensor name '{METADATA_KEY}' is reserved for the safetensors metadata; "
+            "rename the tensor"
+        )
+    # The metadata is not known here; the caller's map adds a few hundred bytes at most, far
+    # inside the margin a 100 MB header would need to matter.
+    size = header_length(items, {})
+    if size > MAX_HEADER_SIZE:
+        raise SpecError(
+            f"the safetensors header would be {size} bytes, over the {MAX_HEADER_SIZE} "
+            "byte limit of the reference reader; split the tensors over several files"
+        )
+
+
+def _sniff(head: bytes) -> bool:
+    # No magic bytes: an 8-byte length, then a JSON object (the reference tolerates leading
+    # whitespace before it).
+    return len(head) == 9 and head[8:9] in (b"{", b" ", b"\t", b"\n", b"\r")
+
+
+FORMAT = Format(
+    name="safetensors",
+    suffixes=(".safetensors",),
+    magic=(),
+    sniff=_sniff,
+    # safetensors has a C64 code but no C128 one.
+    dtypes=tuple(name for name in WRITABLE_DTYPES if name in _WRITE_CODES),
+    reserved=(METADATA_KEY,),
+    limits={"max_header_bytes": MAX_HEADER_SIZE},
+    reader=SafetensorsFile,
+    write=write,
+    planned_size=planned_size,
+    check=check,
+    layout=byte_layout,
+)

@@ -1,0 +1,145 @@
+"""The package's shape: no import cycles (function-level imports included) and small modules.
+
+The import graph is read with `ast`, not by importing: every ``import`` and ``from ... import``
+anywhere in a module counts (module level, inside functions, under ``if TYPE_CHECKING``), since
+a function-level import of a module that imports you is still a cycle, only a later one. An
+edge goes to the module named, and to ``pkg.name`` when ``from pkg import name`` names a
+submodule (and to ``pkg`` only when some name is not a submodule). The parent packages Python
+initialises on the way are not edges: a package
+``__init__`` that imports its own submodules is the usual layout, not a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = "varscale_cli"
+ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+
+#: A module over this many lines does several jobs; split it along its section headers.
+MAX_LINES = 500
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = path.relative_to(ROOT.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _targets(module: str, path: Path, known: dict[str, Path]) -> set[str]:
+    is_package = path.name == "__init__.py"
+    package = module if is_package else module.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            subs = {f"{target}.{alias.name}" for alias in node.names} & known.keys()
+            out.update(subs)
+            if len(subs) < len(node.names):  # some name is an attribute of `target` itself
+                out.add(target)
+    return {t for t in out if t in known and t != module}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the varscale_cli modules it imports anywhere in its text."""
+    known = _modules()
+    return {m: _targets(m, p, known) for m, p in known.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def test_the_graph_sees_function_level_and_relative_imports() -> None:
+    graph = import_graph()
+    # formats/__init__ imports its format modules by `from . import ...`.
+    assert {"varscale_cli.formats.safetensors", "varscale_cli.formats.hdf5"} <= graph[
+        "varscale_cli.formats"
+    ]
+    # stats' targets import the engine's resolver only inside a function (for --spec).
+    assert "varscale_cli.engine.resolve" in graph["varscale_cli.stats.targets"]
+
+
+def test_cycles_are_found() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles() -> None:
+    bad = cycles(import_graph())
+    assert not bad, f"import cycles: {bad}"
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_no_module_over_the_line_limit(module: str) -> None:
+    lines = len(_modules()[module].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{module} has {lines} lines, over {MAX_LINES}"
+
+
+def test_help_and_safetensors_runs_do_not_import_h5py(tmp_path: Path) -> None:
+    """The registry imports every format module; only opening or writing HDF5 imports h5py."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from varscale_cli.cli import cli\n"
+        "spec, out = sys.argv[1], sys.argv[2]\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['generate', spec, '-o', out, '-q']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['verify', out]).exit_code == 0\n"
+        "print('h5py' in sys.modules)\n"
+    )
+    spec = tmp_path / "s.yaml"
+    spec.write_text("version: 1\nseed: 0\ntensors:\n  w: {shape: [4, 3]}\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(spec), str(tmp_path / "w.safetensors")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
