@@ -140,7 +140,8 @@ ZERO_SHAPES = [(0, 4), (4, 0), (0,), (3, 0, 5), (3, 3, 0, 128)]
 
 
 def _every_initializer() -> list[initializers.Initializer]:
-    inits = [cls(seed=1) for cls in initializers.CLASSES.values()]
+    # An initializer that takes another tensor's fans is used bound to them.
+    inits = [cls(seed=1).bind_fans(0, 0) for cls in initializers.CLASSES.values()]
     inits += [initializers.get(name, seed=1) for name in initializers.PRESETS]
     inits += [initializers.VarianceScaling(2.0, mode, dist, seed=1)
               for mode in initializers.MODES for dist in initializers.DISTRIBUTIONS]

@@ -432,9 +432,16 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "constant": [{"value": 0.25, "dtype": "float64"}],
     "zeros": [{"dtype": "float16"}],
     "ones": [{"dtype": "bfloat16"}],
-    "random_normal": [{"mean": 0.1, "stddev": 0.02, "seed": 19, "dtype": "float32"}],
+    "random_normal": [
+        {"mean": 0.1, "stddev": 0.02, "seed": 19, "dtype": "float32"},
+        {"mean": 0.0, "stddev": 0.02, "seed": 23, "dtype": "float32", "residual_layers": 8},
+    ],
     "truncated_normal": [{"mean": -0.1, "stddev": 0.3, "seed": 20, "dtype": "float32"}],
     "random_uniform": [{"minval": -0.2, "maxval": 0.4, "seed": 21, "dtype": "float64"}],
+    "torch.default_bias": [
+        {"weight": "fc.weight", "fan_in": 16, "seed": 22, "dtype": "float32"},
+        {"fan_in": 0, "seed": None, "dtype": "float64"},
+    ],
 }
 
 

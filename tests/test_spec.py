@@ -62,10 +62,10 @@ def y(tensors: str, head: str = "") -> str:
 def test_dataclass_fields_are_the_documented_api():
     assert [f.name for f in dataclasses.fields(TensorPlan)] == [
         "name", "shape", "dtype", "initializer", "layout", "in_axis", "out_axis", "batch_axis",
-        "stream", "full_shape", "offset", "source",
+        "stream", "full_shape", "offset", "source", "zero_rows",
     ]  # fmt: skip
     assert [f.name for f in dataclasses.fields(Spec)] == [
-        "path", "version", "seed", "tensors", "sha256",
+        "path", "version", "seed", "tensors", "sha256", "hf_config",
     ]  # fmt: skip
     plan = one(y("{a: {shape: [2]}}"))
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -615,15 +615,16 @@ INVALID = [
     (
         "typo top",
         "version: 1\ntenosrs: {a: {shape: [1]}}\n",
-        S + "unknown key 'tenosrs' (did you mean 'tensors'?); allowed: $schema, defaults, rules, "
-        "seed, tensors, version",
+        S + "unknown key 'tenosrs' (did you mean 'tensors'?); allowed: $schema, defaults, "
+        "hf_config, rules, seed, tensors, version",
     ),
     (
         "typo tensor",
         y("{dense/kernel: {shape: [1], intializer: zeros}}"),
         S
         + "tensors.dense/kernel: unknown key 'intializer' (did you mean 'initializer'?); allowed: "
-        "batch_axis, dtype, in_axis, initializer, layout, out_axis, partition, shape, split",
+        "batch_axis, dtype, in_axis, initializer, layout, out_axis, partition, shape, split, "
+        "zero_rows",
     ),
     (
         "typo over missing",

@@ -153,6 +153,8 @@ class TensorRecord:
         shape / dtype: what is stored.
         fan_in / fan_out / target_std / distribution: derived at generation time; a reader
             that regenerates derives them again rather than trusting them.
+        zero_rows: rows of the full tensor that are exactly 0 (a spec's ``zero_rows``); the
+            key is written only when there are some, so other files' bytes are unchanged.
     """
 
     initializer: dict[str, JSONValue]
@@ -169,12 +171,14 @@ class TensorRecord:
     fan_out: int
     target_std: float
     distribution: Distribution
+    zero_rows: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, JSONValue]:
         def axes(value: tuple[int, ...] | None) -> list[JSONValue] | None:
             return None if value is None else list(value)
 
         distribution: dict[str, JSONValue] = {**self.distribution.to_json()}
+        optional: dict[str, JSONValue] = {"zero_rows": list(self.zero_rows)} if self.zero_rows else {}
         return {
             "initializer": self.initializer, "layout": self.layout,
             "in_axis": axes(self.in_axis), "out_axis": axes(self.out_axis),
@@ -182,7 +186,7 @@ class TensorRecord:
             "full_shape": list(self.full_shape), "offset": list(self.offset),
             "shape": list(self.shape), "dtype": self.dtype,
             "fan_in": self.fan_in, "fan_out": self.fan_out, "target_std": self.target_std,
-            "distribution": distribution,
+            "distribution": distribution, **optional,
         }
 
     def to_json(self) -> str:
@@ -209,10 +213,12 @@ class TensorRecord:
             fan_in=get("fan_in", _int), fan_out=get("fan_out", _int),
             target_std=get("target_std", _number),
             distribution=distribution_from_json(r["distribution"]),
+            zero_rows=get("zero_rows", _ints) if "zero_rows" in r else (),
         )
 
 
-_TENSOR_FIELDS = tuple(TensorRecord.__dataclass_fields__)
+#: The keys every record has (``zero_rows`` is there only when a tensor has some).
+_TENSOR_FIELDS = tuple(k for k in TensorRecord.__dataclass_fields__ if k != "zero_rows")
 
 
 @dataclass(frozen=True)

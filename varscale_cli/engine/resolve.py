@@ -15,6 +15,7 @@ from ..core.distributions import Distribution
 from ..core.dtypes import numpy_dtype
 from ..core.fans import compute_fans
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
+from ..core.stream.sampler import zeroed_ranges
 from ..errors import SpecError
 from ..provenance import JSONValue, TensorRecord
 from ..spec import Spec, TensorPlan
@@ -61,7 +62,7 @@ class ResolvedTensor:
             in_axis=p.in_axis, out_axis=p.out_axis, batch_axis=p.batch_axis,
             stream=p.stream, full_shape=p.full_shape, offset=p.offset, shape=p.shape, dtype=p.dtype,
             fan_in=self.fan_in, fan_out=self.fan_out, target_std=self.target_std,
-            distribution=self.distribution,
+            distribution=self.distribution, zero_rows=p.zero_rows,
         )
 
 
@@ -80,7 +81,9 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
                 fan_out=fan_out,
                 target_std=p.initializer.target_std(fan_in, fan_out),
                 distribution=dist,
-                sampler=TensorSampler(dist, p.dtype, seed, p.stream),
+                sampler=TensorSampler(
+                    dist, p.dtype, seed, p.stream, zeroed_ranges(p.full_shape, p.zero_rows)
+                ),
             )
         )
     return out

@@ -20,6 +20,7 @@ from ..core.distributions import Distribution
 from ..core.fans import compute_fans
 from ..core.initializers import deserialize
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
+from ..core.stream.sampler import zeroed_ranges
 from ..errors import VarscaleError
 from ..formats.base import WeightFile
 from ..provenance import Provenance, record_error
@@ -97,7 +98,8 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
             dist = init.distribution(fan_in, fan_out)
-            sampler = TensorSampler(dist, rec.dtype, prov.seed, rec.stream)
+            zeroed = zeroed_ranges(rec.full_shape, rec.zero_rows)
+            sampler = TensorSampler(dist, rec.dtype, prov.seed, rec.stream, zeroed)
         except (ValueError, KeyError, TypeError) as exc:
             raise record_error(where, name, exc) from None
         recorded = rec.distribution

@@ -98,4 +98,7 @@ def _parse(text: str, path: Path | None, fmt: str | None, sha256: str) -> Spec:
         )
     check_schema(doc, ctx)
     plans = resolve_plans(doc, ctx)
-    return Spec(path=path, version=1, seed=doc.get("seed"), tensors=plans, sha256=sha256)
+    return Spec(
+        path=path, version=1, seed=doc.get("seed"), tensors=plans, sha256=sha256,
+        hf_config=doc.get("hf_config"),
+    )

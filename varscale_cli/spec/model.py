@@ -27,6 +27,8 @@ class TensorPlan:
             partitioned).
         offset: where this tensor sits inside ``full_shape`` (zeros unless partitioned).
         source: the resolved entry as a JSON-able dict, for provenance.
+        zero_rows: rows (indices along axis 0 of ``full_shape``, non-negative, sorted) that are
+            exactly 0 whatever the initializer draws, as ``nn.Embedding(padding_idx=...)``'s.
     """
 
     name: str
@@ -42,6 +44,7 @@ class TensorPlan:
     offset: tuple[int, ...]
     # A dict is unhashable: keep it out of the generated __hash__.
     source: dict[str, Any] = field(hash=False)
+    zero_rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Spec:
         seed: the global seed, or None if the spec leaves it to the command line.
         tensors: the tensors in spec order, after split expansion.
         sha256: hex SHA-256 of the spec file's bytes.
+        hf_config: the Hugging Face ``config.json`` the spec records (``hf_config:``), which
+            `varscale generate` writes beside the weights; None if it has none.
     """
 
     path: Path | None
@@ -61,3 +66,4 @@ class Spec:
     seed: int | None
     tensors: tuple[TensorPlan, ...]
     sha256: str
+    hf_config: dict[str, Any] | None = field(default=None, hash=False, compare=False)

@@ -15,6 +15,7 @@ from ..core.fans import compute_fans
 from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
 from ..formats import RESERVED_NAMES
+from . import links
 from .messages import Ctx, closest, render_path, show, show_limit
 from .model import TensorPlan
 
@@ -217,6 +218,7 @@ class _Resolver:
             for a in (in_axis, out_axis, batch_axis)
         )
 
+        zero_rows = links.zero_rows(entry, full, ctx, where)
         out = []
         for pname, pshape, stream, pfull, offset, extra, porigin in parts:
             source: dict[str, Any] = {
@@ -236,6 +238,8 @@ class _Resolver:
                     "offset": list(offset),
                 }
             source.update(extra)
+            if zero_rows:
+                source["zero_rows"] = list(zero_rows)
             source["origin"] = dict(origins)
             plan = TensorPlan(
                 name=pname,
@@ -250,6 +254,7 @@ class _Resolver:
                 full_shape=pfull,
                 offset=offset,
                 source=source,
+                zero_rows=zero_rows,
             )
             out.append((plan, porigin if porigin else origin))
         return out
@@ -342,6 +347,7 @@ def _check_streams(plans: list[TensorPlan], ctx: Ctx) -> None:
             "in_axis",
             "out_axis",
             "batch_axis",
+            "zero_rows",
         ):
             mine, theirs = getattr(p, what), getattr(ref, what)
             if mine != theirs:
@@ -377,5 +383,6 @@ def resolve_plans(doc: dict[str, Any], ctx: Ctx) -> tuple[TensorPlan, ...]:
                 )
             seen[plan.name] = porigin
             plans.append(plan)
+    plans = links.bind_fans(plans, ctx)
     _check_streams(plans, ctx)
     return tuple(plans)

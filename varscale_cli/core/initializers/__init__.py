@@ -16,6 +16,7 @@ from .deserialize import KERAS_CLASSES, deserialize
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import (
     NONLINEARITIES,
+    TorchDefaultBias,
     TorchKaiming,
     TorchKaimingNormal,
     TorchKaimingUniform,
@@ -37,7 +38,7 @@ from .variance_scaling import (
 __all__ = [
     "ALIASES", "CLASSES", "CONTRIB_MODES", "DISTRIBUTIONS", "KERAS_CLASSES", "MODES",
     "NONLINEARITIES", "PRESETS", "Constant", "ContribVarianceScaling", "Initializer", "Ones",
-    "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchKaiming",
+    "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchDefaultBias", "TorchKaiming",
     "TorchKaimingNormal", "TorchKaimingUniform", "TorchXavier", "TorchXavierNormal",
     "TorchXavierUniform", "TruncatedNormal", "VarianceScaling", "Zeros", "calculate_gain",
     "canonical_dtype", "deserialize", "get", "names", "variance_scaling_initializer",

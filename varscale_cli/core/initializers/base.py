@@ -131,6 +131,17 @@ class Initializer:
     def supports_dtype(self, dtype: str) -> bool:
         return dtype in SAMPLED
 
+    def fans_of(self, name: str) -> str | None:
+        """The tensor whose fans this initializer uses instead of those of its own tensor
+        ``name`` (None: its own). The spec resolver computes that tensor's fans and calls
+        `bind_fans` (`varscale_cli.spec.links`)."""
+        return None
+
+    def bind_fans(self, fan_in: int, fan_out: int, weight: str | None = None) -> Initializer:
+        """This initializer with the fans of the tensor `fans_of` named (``weight``, its name
+        spelled out); itself if it takes none."""
+        return self
+
     def to_spec(self) -> Config:
         """The spec mapping form: ``{"name": ..., **params}`` (no seed/dtype)."""
         cfg = {k: v for k, v in self.get_config().items() if k not in ("seed", "dtype")}

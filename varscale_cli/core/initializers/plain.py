@@ -5,6 +5,7 @@ normals / uniforms (Keras ``Zeros``, ``Ones``, ``Constant``, ``RandomNormal``,
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from ..distributions import Distribution
@@ -60,28 +61,55 @@ class Ones(_FixedConstant):
 
 
 class RandomNormal(_Plain):
-    """N(mean, stddev^2), untruncated (Keras ``RandomNormal``; defaults 0, 0.05)."""
+    """N(mean, std^2), untruncated (Keras ``RandomNormal``; defaults 0, 0.05).
+
+    ``residual_layers`` N makes the std ``stddev / sqrt(N)``: GPT-2's initialization of the
+    projections that write into the residual stream, "scale the weights of residual layers at
+    initialization by a factor of 1/sqrt(N) where N is the number of residual layers" (Radford
+    et al. 2019, *Language Models are Unsupervised Multitask Learners*, sec. 2.3). transformers'
+    ``GPT2PreTrainedModel._init_weights`` gives every ``c_proj.weight``
+    ``normal_(std=initializer_range / math.sqrt(2 * n_layer))``: N = 2 n_layer, one attention
+    and one MLP block per layer.
+    """
 
     name = "random_normal"
 
     def __init__(
         self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None,
-        dtype: DTypeSpec = "float32",
+        dtype: DTypeSpec = "float32", residual_layers: int | None = None,
     ) -> None:
         self.mean = number(mean, "mean")
         self.stddev = number(stddev, "stddev")
         if self.stddev <= 0:
             raise ValueError(f"`stddev` must be positive. Received: stddev={stddev!r}")
+        if residual_layers is not None and (
+            isinstance(residual_layers, bool) or not isinstance(residual_layers, int)
+            or residual_layers < 1
+        ):
+            raise ValueError(
+                "`residual_layers` must be a positive integer. "
+                f"Received: residual_layers={residual_layers!r}"
+            )
+        self.residual_layers = residual_layers
         self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
-        return self._config(mean=self.mean, stddev=self.stddev)
+        if self.residual_layers is None:  # only when it changes the law: provenance unchanged
+            return self._config(mean=self.mean, stddev=self.stddev)
+        return self._config(mean=self.mean, stddev=self.stddev, residual_layers=self.residual_layers)
+
+    @property
+    def scaled_stddev(self) -> float:
+        """``stddev``, divided by sqrt(residual_layers) when that is set."""
+        if self.residual_layers is None:
+            return self.stddev
+        return self.stddev / math.sqrt(self.residual_layers)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
-        return self.stddev
+        return self.scaled_stddev
 
     def distribution(self, fan_in: float, fan_out: float) -> Distribution:
-        return Distribution("normal", self.stddev, loc=self.mean)
+        return Distribution("normal", self.scaled_stddev, loc=self.mean)
 
 
 class TruncatedNormal(RandomNormal):
@@ -91,7 +119,7 @@ class TruncatedNormal(RandomNormal):
     name = "truncated_normal"
 
     def distribution(self, fan_in: float, fan_out: float) -> Distribution:
-        return Distribution("truncated_normal", self.stddev, loc=self.mean)
+        return Distribution("truncated_normal", self.scaled_stddev, loc=self.mean)
 
 
 class RandomUniform(_Plain):

@@ -57,6 +57,75 @@ class _TorchBase(Initializer):
         return Distribution("normal", std)
 
 
+class TorchDefaultBias(_TorchBase):
+    """PyTorch's default bias of ``nn.Linear``, ``nn.Bilinear``, ``nn.ConvNd`` and
+    ``nn.ConvTransposeNd``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with the fan_in of the layer's
+    *weight*, not of the bias (``torch/nn/modules/linear.py`` and ``conv.py``,
+    ``reset_parameters``: ``fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)``,
+    ``bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0``). A weight with fan_in 0 gives an
+    all-zero bias, as there.
+
+    In a spec it names its weight, ``{name: torch.default_bias, weight: fc.weight}``, or its
+    sibling, ``weight: .weight`` (a name starting with ``.`` replaces the last ``.``-part of the
+    bias's own name: ``fc.bias`` -> ``fc.weight``, so one rule covers every layer). The
+    resolver takes that tensor's fans from its shape, layout and axes (``nn.Bilinear``'s
+    ``in_axis: 1, batch_axis: 2`` give 1/sqrt(in1), as its ``reset_parameters``). The bound
+    form records ``fan_in`` too, so a file's provenance rebuilds it without the spec.
+
+    Args:
+        weight: the name of the weight tensor whose fan_in sets the bound.
+        fan_in: that fan_in, when known (the resolver fills it in).
+    """
+
+    name = "torch.default_bias"
+    uses_fans = False
+
+    def __init__(
+        self, weight: str | None = None, fan_in: int | None = None, seed: int | None = None,
+        dtype: DTypeSpec = "float32",
+    ) -> None:
+        self._seeded(seed, dtype)
+        if weight is not None and (not isinstance(weight, str) or not weight):
+            raise ValueError(f"`weight` must be a tensor name. Received: weight={weight!r}")
+        if fan_in is not None and (
+            isinstance(fan_in, bool) or not isinstance(fan_in, int) or fan_in < 0
+        ):
+            raise ValueError(f"`fan_in` must be an integer >= 0. Received: fan_in={fan_in!r}")
+        self.weight = weight
+        self.fan_in = fan_in
+
+    def get_config(self) -> Config:
+        params: Config = {}
+        if self.weight is not None:
+            params["weight"] = self.weight
+        if self.fan_in is not None:
+            params["fan_in"] = self.fan_in
+        return self._config(**params)
+
+    def fans_of(self, name: str) -> str | None:
+        if self.weight is not None and self.weight.startswith("."):
+            return name.rpartition(".")[0] + self.weight  # fc.bias + .weight -> fc.weight
+        return self.weight
+
+    def bind_fans(self, fan_in: int, fan_out: int, weight: str | None = None) -> TorchDefaultBias:
+        if self.fan_in is not None and self.fan_in != fan_in:
+            raise ValueError(
+                f"fan_in {self.fan_in} differs from the fan_in {fan_in} of its weight "
+                f"{weight or self.weight!r}; drop fan_in"
+            )
+        return TorchDefaultBias(weight or self.weight, int(fan_in), self.seed, self.dtype)
+
+    def distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        if self.fan_in is None:
+            raise ValueError(
+                "torch.default_bias needs the fan_in of its weight: name the weight "
+                "(`weight: NAME`) in a spec, or give fan_in"
+            )
+        if self.fan_in == 0:
+            return Distribution("constant", 0.0, loc=0.0)
+        return Distribution("uniform", 1.0 / math.sqrt(self.fan_in))
+
+
 class TorchKaiming(_TorchBase):
     """``torch.nn.init.kaiming_{normal,uniform}_``: std = gain / sqrt(fan), untruncated.
 
@@ -131,3 +200,4 @@ class TorchXavierUniform(TorchXavier):
 
     name = "torch.xavier_uniform"
     uniform = True
+

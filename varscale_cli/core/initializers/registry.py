@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 from .base import DTypeSpec, Initializer
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
-from .pytorch import TorchKaimingNormal, TorchKaimingUniform, TorchXavierNormal, TorchXavierUniform
+from .pytorch import (
+    TorchDefaultBias,
+    TorchKaimingNormal,
+    TorchKaimingUniform,
+    TorchXavierNormal,
+    TorchXavierUniform,
+)
 from .variance_scaling import ContribVarianceScaling, VarianceScaling
 
 
@@ -60,7 +66,8 @@ CLASSES: dict[str, type[Initializer]] = {
     cls.name: cls
     for cls in (
         VarianceScaling, ContribVarianceScaling, TorchKaimingNormal, TorchKaimingUniform,
-        TorchXavierNormal, TorchXavierUniform, Constant, Zeros, Ones, RandomNormal,
+        TorchXavierNormal, TorchXavierUniform, TorchDefaultBias, Constant, Zeros, Ones,
+        RandomNormal,
         TruncatedNormal, RandomUniform,
     )
 }

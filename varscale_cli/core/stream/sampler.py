@@ -39,12 +39,16 @@ class TensorSampler:
         dtype: canonical dtype name (one of `core.dtypes.SAMPLED`).
         seed: the seed.
         stream: the stream name (the tensor name in a spec).
+        zeroed: flat element ranges ``[start, stop)`` of the full tensor that are exactly 0
+            whatever the law (a spec's ``zero_rows``: an embedding's padding row); the other
+            elements are the same as without them.
     """
 
     dist: Distribution
     dtype: str
     seed: int
     stream: str = ""
+    zeroed: tuple[tuple[int, int], ...] = ()
     _key: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,11 +66,15 @@ class TensorSampler:
         n = out.shape[0]
         if self.dist.kind == "constant":
             out.fill(self.dist.loc)
-            return out
-        scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
-        for lo in range(0, n, scratch.n):
-            hi = min(n, lo + scratch.n)
-            self._block(start + lo, out[lo:hi], scratch.views(hi - lo))
+        else:
+            scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
+            for lo in range(0, n, scratch.n):
+                hi = min(n, lo + scratch.n)
+                self._block(start + lo, out[lo:hi], scratch.views(hi - lo))
+        for zlo, zhi in self.zeroed:
+            a, b = max(zlo, start), min(zhi, start + n)
+            if a < b:
+                out[a - start : b - start] = 0
         return out
 
     def _block(self, start: int, out: np.ndarray, s: Scratch) -> None:
@@ -88,6 +96,19 @@ class TensorSampler:
     def _below_max(self, dtype: np.dtype) -> np.ndarray:
         top = np.array(self.dist.loc + self.dist.scale, dtype=dtype)
         return np.nextafter(top, np.array(-np.inf, dtype=dtype))
+
+
+def zeroed_ranges(full_shape: Sequence[int], rows: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """The flat ``[start, stop)`` ranges of rows ``rows`` (indices along axis 0) of a C-order
+    tensor of ``full_shape``, for `TensorSampler.zeroed`; adjacent rows merge into one range."""
+    row = math.prod(full_shape[1:])
+    out: list[tuple[int, int]] = []
+    for r in sorted(rows):
+        if out and out[-1][1] == r * row:
+            out[-1] = (out[-1][0], (r + 1) * row)
+        else:
+            out.append((r * row, (r + 1) * row))
+    return tuple(out)
 
 
 def region_runs(
