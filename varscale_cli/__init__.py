@@ -45,6 +45,7 @@ from .core.initializers.registry import (
     xavier_uniform,
 )
 from .core.stream import STREAM_ID, TensorSampler
+from .frameworks import spec_from_keras, spec_from_module
 
 __version__ = "0.1.0"
 
@@ -55,5 +56,6 @@ __all__ = [
     "TruncatedNormal", "VarianceScaling", "Zeros", "__version__", "calculate_gain",
     "compute_fans", "deserialize", "get", "glorot_normal", "glorot_uniform", "he_normal",
     "he_uniform", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform",
-    "variance_scaling_initializer", "xavier_normal", "xavier_uniform",
+    "spec_from_keras", "spec_from_module", "variance_scaling_initializer", "xavier_normal",
+    "xavier_uniform",
 ]

@@ -12,10 +12,13 @@ they load directly.
   ``model.load_weights("x.weights.h5")``.
 * `spec_from_tensors`: the names, shapes and dtypes read from any weight file become a spec in
   either layout, with the layout's naming rules shown in its ``rules:`` list.
+* `spec_from_module`: a live ``torch.nn.Module`` becomes a spec that reproduces every module's
+  ``reset_parameters`` (`torch_modules`), ties and deep-copied layers included.
 * `dump_spec`: the YAML text of such a document.
 
 Modules: `torch` (state dicts), `keras` (Keras models), `files` (any weight file), `rules` (the
-one table of naming rules per layout all three follow), `document` (assembly and YAML).
+one table of naming rules per layout all three follow), `document` (assembly and YAML), and
+`torch_modules` (torch.nn's own init, module by module).
 Neither torch nor keras is imported by this package: `spec_from_state_dict` only needs objects
 with ``.shape`` and ``.dtype``, and `spec_from_keras` imports keras when it is called.
 
@@ -43,12 +46,14 @@ from .files import spec_from_tensors
 from .keras import spec_from_keras
 from .rules import TORCH_DEFAULT_INIT
 from .torch import skipped_tensors, spec_from_state_dict
+from .torch_modules import spec_from_module
 
 __all__ = [
     "TORCH_DEFAULT_INIT",
     "dump_spec",
     "skipped_tensors",
     "spec_from_keras",
+    "spec_from_module",
     "spec_from_state_dict",
     "spec_from_tensors",
 ]
