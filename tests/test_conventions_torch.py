@@ -178,3 +178,48 @@ def test_file_entries_name_the_guesses():
     assert "h.0.attn.c_attn.weight" in text and "Conv1D" in text
     assert "proj.weight" in text and "rule 'Linear'" in text
     assert "tok_emb.weight" in text and "scale.weight" in text
+
+
+class Plain(nn.Module):
+    """Module types a state_dict file's names identify (no padding row, tie or copy, which
+    only the module itself knows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 24)
+        self.proj = nn.Linear(24, 16, bias=False)
+        self.bilinear = nn.Bilinear(8, 6, 10)
+        self.conv = nn.Conv2d(4, 8, 3)
+        self.convt = nn.ConvTranspose2d(8, 16, 3, groups=4)
+        self.bn = nn.BatchNorm2d(8)
+        self.norm = nn.LayerNorm(16)
+        self.tok_emb = nn.Embedding(50, 16)
+        self.attn = nn.MultiheadAttention(16, 2)
+        self.lstm = nn.LSTM(8, 12, num_layers=2, proj_size=6)
+        self.gru_cell = nn.GRUCell(8, 10)
+        self.prelu = nn.PReLU(4)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:varscale_cli.*")
+def test_state_dict_file_spec_matches_torch_fresh_init(tmp_path):
+    import safetensors.numpy
+    import safetensors.torch
+
+    torch.manual_seed(0)
+    safetensors.torch.save_file(Plain().state_dict(), tmp_path / "plain.safetensors")
+    result = CliRunner().invoke(cli, ["spec", str(tmp_path / "plain.safetensors")])
+    assert result.exit_code == 0, result.output
+    assert "convention torch" in result.stdout
+    assert "proj.weight" in result.stderr and "rule 'Linear'" in result.stderr
+    assert "{name: torch.default_bias, weight: .weight}" in result.stdout
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(result.stdout, encoding="utf-8")
+    gen = []
+    for s in SEEDS:
+        out = tmp_path / f"g{s}.safetensors"
+        r = CliRunner().invoke(cli, ["generate", str(spec), "-o", str(out), "-q", "--seed", str(s), "--no-check"])
+        assert r.exit_code == 0, r.output
+        gen.append(safetensors.numpy.load_file(out))
+    result = compare(pool([_fresh(Plain, s) for s in SEEDS]), pool(gen))
+    assert not result.failures, "\n".join(result.failures)
+    Plain().load_state_dict(safetensors.torch.load_file(tmp_path / "g0.safetensors"), strict=True)

@@ -1,12 +1,13 @@
 """The spec features the framework conventions need: ``torch.default_bias`` (a bias bound from
 its weight's fans), ``zero_rows`` (an embedding's padding row) and ``residual_layers`` (a
-depth-scaled std)."""
+depth-scaled std); and `varscale spec` of a Hugging Face folder without the frameworks."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,69 @@ def test_stats_passes_a_file_whose_norm_scales_are_zero_because_the_spec_said_so
     assert invoke("generate", str(path), "-o", str(out), "-q")[0] == 0
     code, _, err = invoke("stats", str(out))
     assert code == 0, err
+
+
+def _hf_folder(tmp_path: Path, config: dict, tensors: dict[str, tuple[int, ...]]) -> Path:
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    safetensors.numpy.save_file(
+        {n: np.zeros(s, np.float32) for n, s in tensors.items()}, folder / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    return folder
+
+
+def test_hf_gpt2_spec_shows_its_rules_and_writes_the_config_beside_the_weights(tmp_path):
+    config = {"model_type": "gpt2", "n_layer": 2, "initializer_range": 0.01, "architectures": ["GPT2LMHeadModel"]}
+    folder = _hf_folder(tmp_path, config, {
+        "transformer.wte.weight": (32, 8), "transformer.h.0.attn.c_attn.weight": (8, 24),
+        "transformer.h.0.attn.c_attn.bias": (24,), "transformer.h.0.attn.c_proj.weight": (8, 8),
+        "transformer.h.0.ln_1.weight": (8,), "transformer.ln_f.weight": (8,),
+    })
+    code, text, err = invoke("spec", str(folder))
+    assert code == 0, err
+    assert "HF convention" in text and "initializer_range 0.01" in text
+    assert "{match: '*c_proj.weight', initializer: {name: random_normal, mean: 0.0, stddev: 0.01, residual_layers: 4}}" in text
+    assert "{match: '*.c_attn.weight', layout: keras}" in text
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    plans = {p.name: p for p in parse_spec(text).tensors}
+    assert plans["transformer.h.0.attn.c_attn.weight"].layout == "keras"
+    assert plans["transformer.h.0.ln_1.weight"].initializer.name == "ones"
+    code, _, err = invoke("generate", str(path), "-o", str(tmp_path / "out"), "-q")
+    assert code == 0, err
+    assert json.loads((tmp_path / "out" / "config.json").read_text()) == config
+    code, _, err = invoke("generate", str(path), "-o", str(tmp_path / "out"), "-q")
+    assert code == 2 and "config.json' exists; pass --force" in err
+
+
+def test_hf_tied_head_in_the_file_is_a_partition_of_the_embedding(tmp_path):
+    config = {"model_type": "llama", "tie_word_embeddings": True, "pad_token_id": 2}
+    folder = _hf_folder(tmp_path, config, {
+        "model.embed_tokens.weight": (16, 4), "lm_head.weight": (16, 4), "model.norm.weight": (4,),
+    })
+    code, text, err = invoke("spec", str(folder))
+    assert code == 0, err
+    plans = {p.name: p for p in parse_spec(text).tensors}
+    assert plans["lm_head.weight"].stream == "model.embed_tokens.weight"
+    assert plans["lm_head.weight"].zero_rows == plans["model.embed_tokens.weight"].zero_rows == (2,)
+    assert "pad_token_id 2: row 2 of model.embed_tokens.weight zeroed" in text
+
+
+def test_keras_file_spec_gives_normalization_scales_ones_not_zeros(tmp_path):
+    import h5py
+
+    path = tmp_path / "m.weights.h5"
+    with h5py.File(path, "w") as f:
+        for i, shape in enumerate([(8,)] * 4):
+            f.create_dataset(f"layers/batch_normalization/vars/{i}", data=np.zeros(shape, np.float32))
+        f.create_dataset("layers/layer_normalization/vars/0", data=np.zeros(8, np.float32))
+        f.create_dataset("layers/layer_normalization/vars/1", data=np.zeros(8, np.float32))
+        f.create_dataset("layers/mystery/vars/0", data=np.zeros(8, np.float32))
+    code, text, err = invoke("spec", str(path))
+    assert code == 0, err
+    init = {p.name: p.initializer.name for p in parse_spec(text).tensors}
+    assert [init[f"layers/batch_normalization/vars/{i}"] for i in range(4)] == ["ones", "zeros", "zeros", "ones"]
+    assert init["layers/layer_normalization/vars/0"] == "ones"
+    assert "layers/mystery/vars/0 (vector: zeros)" in err

@@ -109,6 +109,7 @@ def generate(
     from ..engine import shards
     from ..engine.chunks import worker_count
     from ..engine.resolve import resolve, resolve_seed
+    from ..frameworks import hf
     from ..spec import load_spec
 
     with _errors():
@@ -120,8 +121,12 @@ def generate(
             return
         if output is None:
             raise SpecError("missing -o/--output (or use --dry-run)")
+        sharded = max_shard_size is not None or num_shards is not None
+        if spec.hf_config is not None:  # a Hugging Face folder: config.json beside the weights
+            weights = hf.weights_path(output, force=force)
+            output = output if sharded else weights
         n_workers = worker_count(workers)
-        if max_shard_size is not None or num_shards is not None:
+        if sharded:
             run = shards.ShardedRun(
                 spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
                 fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,
@@ -132,6 +137,8 @@ def generate(
             result = shards.generate_sharded(
                 run, lambda n, total: _progress(quiet, n, total)
             )
+            if spec.hf_config is not None:
+                hf.write_config(spec.hf_config, output)
             if not quiet:
                 _stderr().print(
                     f"wrote {len(result.written)} of {result.count} shard(s) to {output} in "
@@ -151,6 +158,8 @@ def generate(
                 tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance,
                 fsync=not no_fsync,
             )
+        if spec.hf_config is not None:
+            hf.write_config(spec.hf_config, output.parent)
         seconds = time.perf_counter() - started
         if not quiet:
             params = sum(t.count for t in tensors)

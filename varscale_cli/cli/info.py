@@ -11,7 +11,8 @@ from rich.table import Table
 
 from ..core.fans import LAYOUTS
 from ..errors import VarscaleError
-from ._console import exit_codes, stdout_console
+from ..frameworks.conventions import CONVENTIONS
+from ._console import exit_codes, stderr_console, stdout_console
 
 #: `varscale spec`'s layout when none is given, listed first (PyTorch checkpoints are the
 #: common case).
@@ -19,34 +20,47 @@ SPEC_LAYOUT = "torch"
 
 
 @click.command(name="spec")
-@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
-@click.option("--layout", type=click.Choice([SPEC_LAYOUT, *(x for x in LAYOUTS if x != SPEC_LAYOUT)]), default=SPEC_LAYOUT, show_default=True, help="Fan convention and default initializers: PyTorch's or Keras'.")
+@click.argument("path", metavar="PATH", type=click.Path(path_type=Path))
+@click.option("--convention", type=click.Choice(CONVENTIONS), default=CONVENTIONS[0], show_default=True, help="Whose fresh init to reproduce: a Hugging Face folder's (hf), a PyTorch state_dict's (torch), a Keras .weights.h5's (keras); auto picks by PATH.")
+@click.option("--layout", type=click.Choice([SPEC_LAYOUT, *(x for x in LAYOUTS if x != SPEC_LAYOUT)]), hidden=True, help="The older spelling of --convention torch or keras.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="The seed written into the spec.")
-def spec_cmd(path: Path, layout: str, seed: int) -> None:
-    """Print a spec for the tensors of FILE (names, shapes, dtypes; data is not read).
+def spec_cmd(path: Path, convention: str, layout: str | None, seed: int) -> None:
+    """Print a spec for the tensors of PATH (names, shapes, dtypes; data is not read).
 
-    Rules for biases, normalization weights, embeddings and kernels follow the layout's
-    framework defaults and are printed, ready to edit.
+    The spec reproduces the framework's own fresh initialization: Hugging Face's
+    _init_weights for a folder with config.json, torch.nn's reset_parameters for a
+    state_dict file, Keras' layer defaults for a .weights.h5. Its rules are printed, ready
+    to edit; guesses the names cannot settle are reported on stderr.
 
     \b
     Example:
-      varscale spec model.safetensors > model.yaml
-      varscale spec model.weights.h5 --layout keras
+      varscale spec tiny-llama/ > llama.yaml
+      varscale spec model.safetensors --convention torch
+      varscale spec model.weights.h5
     """
     from ..formats import open_weights
-    from ..frameworks import dump_spec, spec_from_tensors
+    from ..frameworks import dump_spec, spec_from_path
 
+    if layout is not None and convention == CONVENTIONS[0]:
+        convention = layout
     with exit_codes():
         with open_weights(path) as wf:
             # Readers give logical dtypes: bfloat16 is named bfloat16, never void16.
             triples = [(i.name, tuple(i.shape), i.dtype.name) for i in wf.tensors()]
         try:
-            doc, skipped = spec_from_tensors(triples, layout=layout, seed=seed)
+            derived = spec_from_path(path, triples, convention, seed=seed)
         except ValueError as e:
             raise VarscaleError(f"'{path}': {e}") from None
-        header = f"# varscale spec for {path} ({len(doc['tensors'])} tensors, layout {layout})\n"
-        for name, dtype in skipped.items():
-            header += f"# left out: {name} ({dtype}; varscale produces floats only)\n"
+        doc = derived.doc
+        header = (
+            f"# varscale spec for {path} ({len(doc['tensors'])} tensors, "
+            f"convention {derived.convention})\n"
+        )
+        header += "".join(f"# {line}\n" for line in derived.notes)
+        for name, why in derived.skipped.items():
+            header += f"# left out: {name} ({why})\n"
+        for warning in derived.warnings:
+            stderr_console().print(f"warning: {warning}")
         click.echo(header + dump_spec(doc), nl=False)
 
 

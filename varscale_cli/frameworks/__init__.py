@@ -14,11 +14,15 @@ they load directly.
   either layout, with the layout's naming rules shown in its ``rules:`` list.
 * `spec_from_module`: a live ``torch.nn.Module`` becomes a spec that reproduces every module's
   ``reset_parameters`` (`torch_modules`), ties and deep-copied layers included.
+* `spec_from_path` (``varscale spec PATH``): a weight file or a Hugging Face folder becomes a
+  spec in its framework's convention, ``hf`` (`hf`: transformers' ``_init_weights`` from the
+  ``config.json``), ``torch`` or ``keras`` (`keras_files`: what each ``vars/N`` is)
+  (`conventions`).
 * `dump_spec`: the YAML text of such a document.
 
 Modules: `torch` (state dicts), `keras` (Keras models), `files` (any weight file), `rules` (the
-one table of naming rules per layout all three follow), `document` (assembly and YAML), and
-`torch_modules` (torch.nn's own init, module by module).
+one table of naming rules per layout all three follow), `document` (assembly and YAML), and the
+framework conventions: `conventions`, `hf`, `torch_modules`, `keras_files`.
 Neither torch nor keras is imported by this package: `spec_from_state_dict` only needs objects
 with ``.shape`` and ``.dtype``, and `spec_from_keras` imports keras when it is called.
 
@@ -41,8 +45,10 @@ A Keras layer checks that the file holds all of its variables, so leaving one ou
 instead.
 """
 
+from .conventions import DerivedSpec, spec_from_path
 from .document import dump_spec
 from .files import spec_from_tensors
+from .hf import spec_from_hf_config
 from .keras import spec_from_keras
 from .rules import TORCH_DEFAULT_INIT
 from .torch import skipped_tensors, spec_from_state_dict
@@ -50,10 +56,13 @@ from .torch_modules import spec_from_module
 
 __all__ = [
     "TORCH_DEFAULT_INIT",
+    "DerivedSpec",
     "dump_spec",
     "skipped_tensors",
+    "spec_from_hf_config",
     "spec_from_keras",
     "spec_from_module",
+    "spec_from_path",
     "spec_from_state_dict",
     "spec_from_tensors",
 ]

@@ -70,5 +70,11 @@ def dump_spec(doc: dict[str, Any]) -> str:
     ``sort_keys=False``, so tensors keep their order; each tensor entry and each initializer on
     one line where it fits. PyYAML quotes names YAML 1.1 would read as something else (``yes``,
     ``12:30``, ``2020-01-01``) and writes floats so they read back as floats, so
-    `varscale_cli.spec.parse_spec` reads the same document back."""
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    `varscale_cli.spec.parse_spec` reads the same document back. A recorded ``hf_config``
+    (a whole ``config.json``) comes last, in block style, one key per line."""
+    body = {k: v for k, v in doc.items() if k != "hf_config"}
+    text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+    if "hf_config" in doc:
+        config = {"hf_config": doc["hf_config"]}
+        text += yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=120)
+    return text

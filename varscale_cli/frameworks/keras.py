@@ -71,6 +71,21 @@ def _keras_initializer(
         fallbacks.append(f"{path} ({type(init).__name__} -> {fallback})")
         return fallback, {}
     return raw, extra
+def _einsum_axes(keras: ModuleType, layer: Any) -> dict[str, Any]:
+    """An EinsumDense kernel's fan axes, where Keras (3.15+, which has
+    ``EinsumDense._update_kernel_initializer``) fills them into a VarianceScaling at build time
+    while the layer's ``kernel_initializer`` still shows none (MultiHeadAttention's
+    projections)."""
+    dense = keras.layers.EinsumDense
+    if not isinstance(layer, dense) or not hasattr(dense, "_update_kernel_initializer"):
+        return {}
+    if not isinstance(layer.kernel_initializer, keras.initializers.VarianceScaling):
+        return {}
+    from .keras_files import einsum_kernel_axes
+
+    return einsum_kernel_axes(layer.equation) or {}
+
+
 def spec_from_keras(model: Any, *, seed: int = 0, dtype: str | None = None) -> dict[str, Any]:
     """A spec whose tensors are what ``model.save_weights("x.weights.h5")`` writes.
 
@@ -140,6 +155,8 @@ def spec_from_keras(model: Any, *, seed: int = 0, dtype: str | None = None) -> d
                 init, extra = _keras_initializer(
                     keras, saveable, value, path, len(shape), fallbacks
                 )
+                if not extra and value is getattr(saveable, "_kernel", None):
+                    extra = _einsum_axes(keras, saveable)
                 tensors[path] = {
                     "shape": shape,
                     "dtype": override or own,
