@@ -112,3 +112,20 @@ def test_other_model_type_gets_the_generic_rule_and_a_warning(tmp_path):
     assert result.exit_code == 0, result.output
     assert "model_type 'opt' has no family rules" in result.stderr
     assert "generic HF rule" in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_sharded_hf_folder_round_trips_through_spec_and_from_pretrained(tmp_path):
+    model = _build("llama", 0)
+    model.save_pretrained(tmp_path / "src")
+    _spec(tmp_path / "src", tmp_path / "spec.yaml")
+    out = tmp_path / "sharded"
+    args = ["generate", str(tmp_path / "spec.yaml"), "-o", str(out), "-q", "--num-shards", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors.index.json").is_file() and (out / "config.json").is_file()
+    again = CliRunner().invoke(cli, ["spec", str(out)])  # a sharded HF folder reads back
+    body = (tmp_path / "spec.yaml").read_text().split("\n", 1)[1]  # all but the path line
+    assert again.exit_code == 0 and again.stdout.split("\n", 1)[1] == body
+    loaded, info = type(model).from_pretrained(out, output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")), info

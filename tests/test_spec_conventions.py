@@ -196,9 +196,13 @@ def test_keras_file_spec_gives_normalization_scales_ones_not_zeros(tmp_path):
         f.create_dataset("layers/layer_normalization/vars/0", data=np.zeros(8, np.float32))
         f.create_dataset("layers/layer_normalization/vars/1", data=np.zeros(8, np.float32))
         f.create_dataset("layers/mystery/vars/0", data=np.zeros(8, np.float32))
+        for i, shape in enumerate([(4, 32), (8, 32), (32,)]):
+            f.create_dataset(f"layers/lstm/cell/vars/{i}", data=np.zeros(shape, np.float32))
     code, text, err = invoke("spec", str(path))
     assert code == 0, err
     init = {p.name: p.initializer.name for p in parse_spec(text).tensors}
     assert [init[f"layers/batch_normalization/vars/{i}"] for i in range(4)] == ["ones", "zeros", "zeros", "ones"]
     assert init["layers/layer_normalization/vars/0"] == "ones"
     assert "layers/mystery/vars/0 (vector: zeros)" in err
+    assert "Orthogonal" in err and "layers/lstm/cell/vars/1" in err  # what it cannot reproduce
+    assert "unit_forget_bias" in err and "layers/lstm/cell/vars/2" in err

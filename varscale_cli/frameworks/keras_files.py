@@ -109,32 +109,33 @@ def keras_file_entries(
     unknown: list[str] = []
     partial: list[str] = []
     recurrent: list[str] = []
+    forget: list[str] = []
     for name, shape in tensors:
         m = _PATH.fullmatch(name)
         if m is None:
             continue
         group, index = m["group"], int(m["index"])
         variables = LAYER_VARIABLES.get(_layer(group))
+        have = counts[name.rpartition("/vars/")[0]]
+        # A layer built without some variables keeps the trailing ones (the moving
+        # statistics) at the end: count those from the end.
+        offset = len(variables) - have if variables is not None else -1
         entry: Entry
-        if variables is None or index >= len(variables):
+        if variables is None or offset < 0 or index >= have:
             rule = "glorot_uniform" if len(shape) >= 2 else "zeros"
             unknown.append(f"{name} ({'kernel' if len(shape) >= 2 else 'vector'}: {rule})")
             out[name] = {"initializer": rule}
             continue
-        have = counts[name.rpartition("/vars/")[0]]
-        if have != len(variables):
-            # A layer built without some variables: the trailing ones (moving statistics)
-            # stay at the end, so count those from the end.
-            offset = len(variables) - have
-            var = variables[index + offset] if index >= 1 else variables[0]
-            ambiguous = VARIABLE_INIT[variables[0]] != VARIABLE_INIT[variables[offset]]
-            if index == 0 and len(shape) < 2 and ambiguous:
-                partial.append(f"{name} ({var}, not {variables[offset]})")
-        else:
-            var = variables[index]
+        var = variables[index + offset if index >= 1 else 0]
+        ambiguous = VARIABLE_INIT[variables[0]] != VARIABLE_INIT[variables[offset]]
+        if offset and index == 0 and len(shape) < 2 and ambiguous:
+            partial.append(f"{name} ({var}, not {variables[offset]})")
         if var == "recurrent_kernel":
             recurrent.append(name)
             entry = {"initializer": "glorot_uniform"}
+        elif var == "bias" and group == "cell" and _layer((m["parent"] or "").rpartition("/")[2]) == "lstm":
+            forget.append(name)
+            entry = {"initializer": "zeros"}
         else:
             entry = {"initializer": VARIABLE_INIT[var]}
         if var == "kernel" and group in MHA_AXES:
@@ -147,6 +148,11 @@ def keras_file_entries(
         notes.append(
             "layers with fewer variables than their defaults (center/scale off?); assumed: "
             + ", ".join(partial)
+        )
+    if forget:
+        notes.append(
+            "LSTM biases: Keras' unit_forget_bias=True sets the forget gate's slice [u:2u] to "
+            "ones, which varscale does not produce; zeros throughout: " + ", ".join(forget)
         )
     if recurrent:
         notes.append(
