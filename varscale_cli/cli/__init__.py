@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --h
 
 def describe_initializer(init: Initializer) -> str:
     """``he_normal`` for a preset, else ``name(k=v, ...)`` without seed and dtype."""
-    preset = getattr(init, "preset", None)
+    preset = init.preset
     if preset:
         return str(preset)
     spec = init.to_spec()
