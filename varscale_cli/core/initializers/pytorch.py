@@ -34,7 +34,11 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
             raise ValueError(f"negative_slope {param!r} not a valid number")
         else:
             slope = float(param)
-        return math.sqrt(2.0 / (1.0 + slope**2))
+        # slope * slope, not slope**2: ** is libm's pow, which is not correctly rounded (glibc
+        # differs from the exact square's rounding for ~0.07% of slopes, other libms
+        # elsewhere); one IEEE multiply is the same everywhere. torch writes slope**2, so its
+        # own std may differ from ours in the last bit; its samples differ anyway.
+        return math.sqrt(2.0 / (1.0 + slope * slope))
     if nonlinearity == "selu":
         return 3.0 / 4.0  # PyTorch's empirical value (PR #50664); not LeCun's
     raise ValueError(
