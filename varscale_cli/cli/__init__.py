@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from .. import __version__
 from ..core.fans import LAYOUTS
@@ -29,20 +28,8 @@ from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
-    from ..core.initializers import Initializer
     from ..engine.resolve import ResolvedTensor
     from ..stats import FileReport
-
-
-def describe_initializer(init: Initializer) -> str:
-    """``he_normal`` for a preset, else ``name(k=v, ...)`` without seed and dtype."""
-    preset = getattr(init, "preset", None)
-    if preset:
-        return str(preset)
-    spec = init.to_spec()
-    name = spec.pop("name")
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
-    return f"{name}({args})" if args else str(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,22 +150,12 @@ def generate(
 
 
 def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
-    table = Table(title=f"plan (seed {seed})")
-    for col, justify in (
-        ("name", "left"), ("shape", "left"), ("dtype", "left"), ("initializer", "left"),
-        ("fan_in", "right"), ("fan_out", "right"), ("target std", "right"),
-        ("sampler std", "right"), ("bytes", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]  # rich wants a Literal
-    for t in tensors:
-        table.add_row(
-            t.name, "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
-            describe_initializer(t.plan.initializer), str(t.fan_in), str(t.fan_out),
-            f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", f"{t.nbytes:,}",
-        )
+    from .plan_table import plan_table
+
+    console = _stdout()
+    table = plan_table(tensors, seed, console.width)
     total = sum(t.nbytes for t in tensors)
     params = sum(t.count for t in tensors)
-    console = _stdout()
     console.print(table)
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
 
@@ -254,7 +231,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
     from ..stats.render import stats_table, summary_line
 
     console = _stdout()
-    console.print(stats_table(report))
+    console.print(stats_table(report, console.width))
     console.print(summary_line(report), markup=False)
 
 

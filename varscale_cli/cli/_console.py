@@ -7,6 +7,7 @@ already shown exits 3 without that line.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,10 +37,10 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    """Tables on stdout: a terminal's width, or 160 columns when piped (rich's default of 80
-    would fold every row)."""
+    """Tables on stdout: a terminal's width (or $COLUMNS, which rich reads), else 160 columns
+    when piped (tables fit any width, but a log file need not be folded at 80)."""
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
         console = Console(highlight=False, width=160)
     return console
 

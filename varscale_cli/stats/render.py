@@ -18,6 +18,7 @@ from rich.text import Text
 from ..core.distributions import Distribution, parse_kind
 from ..errors import OutputError, VarscaleError
 from ..formats.base import WeightFile
+from .layout import Column, fit_table, nominal_differs, std_text
 from .report import FileReport, TensorReport, Verdict
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS
 
@@ -31,6 +32,9 @@ MAX_PLOTS = 64
 #: Bins per histogram: with the >= 5,000 values of a tested tensor, about 50 per bin
 #: in the bulk, enough for the target curve to be compared by eye.
 HIST_BINS = 100
+
+#: The caption under a table with a marked std.
+UNCORRECTED_NOTE = "* law not variance-corrected: its std differs from the initializer's nominal std"
 
 PLOT_MISSING = "--plot needs matplotlib: pip install 'varscale[plot]'"
 
@@ -64,37 +68,65 @@ def _tests_cell(t: TensorReport) -> str:
     return f"min p {_num(min(v['p_value'] for v in t.tests.values()))}"
 
 
-def stats_table(report: FileReport) -> Table:
-    """One row per tensor: what it holds against what its initializer promises.
+def _target_cell(t: TensorReport) -> tuple[Text, bool]:
+    """The std the check compares with, marked when the law is not variance-corrected."""
+    sampler_std = None
+    d = t.distribution
+    if d is not None and d.get("kind") not in (None, "constant"):
+        try:
+            sampler_std = Distribution(
+                parse_kind(d["kind"]), float(d["scale"]), float(d["loc"]), float(d["cut"])
+            ).std
+        except (KeyError, TypeError, ValueError):
+            sampler_std = None
+    uncorrected = nominal_differs(sampler_std, t.target_std)
+    return std_text(_num(t.expected_std), uncorrected), uncorrected
 
-    Columns: name, shape, dtype, std (empirical), target (sqrt(scale / n)), expected (std of
-    the configured sampler after rounding to the stored dtype), bound / out (bound on
-    |x - loc| after rounding, values beyond it), tests (failed statistics, else the
-    smallest p-value), verdict.
+
+#: The stats table's columns; on a narrow terminal bound / out goes first, then dtype, then
+#: shape (`layout.fit_table`).
+STATS_COLUMNS = (
+    Column("name"),
+    Column("shape", drop=1),
+    Column("dtype", drop=2),
+    Column("mean", "right"),
+    Column("std", "right"),
+    Column("target", "right"),
+    Column("bound / out", "right", drop=3),
+    Column("tests", squeeze=True),
+    Column("verdict"),
+)
+
+
+def stats_table(report: FileReport, width: int = 100) -> Table:
+    """One row per tensor: what it holds against what its initializer promises, fitted to
+    ``width`` columns (`layout.fit_table`).
+
+    Columns: name, shape, dtype, mean and std (empirical), target (the std of the configured
+    sampler after rounding to the stored dtype, marked ``*`` when the law is not variance-
+    corrected and so differs from the initializer's nominal std), bound / out (bound on
+    |x - loc| after rounding, values beyond it), tests (failed statistics, else the smallest
+    p-value), verdict. The mean tells ``ones`` from ``zeros``.
     """
-    table = Table(title=Text(report.path) if report.path else None, title_justify="left")
-    table.add_column("name", overflow="fold")
-    table.add_column("shape")
-    table.add_column("dtype")
-    table.add_column("std", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("expected", justify="right")
-    table.add_column("bound / out", justify="right")
-    table.add_column("tests")
-    table.add_column("verdict")
+    rows = []
+    marked = False
     for t in report.tensors:
-        table.add_row(
+        target, uncorrected = _target_cell(t)
+        marked = marked or uncorrected
+        rows.append((
             Text(t.name),
             Text(_shape(t.shape)),
             Text(t.dtype),
+            Text(_num(t.mean)),
             Text(_num(t.std)),
-            Text(_num(t.target_std)),
-            Text(_num(t.expected_std)),
+            target,
             Text(_bound_cell(t)),
             Text(_tests_cell(t)),
             Text(t.verdict, style=VERDICT_STYLES[t.verdict]),
-        )
-    return table
+        ))
+    caption = UNCORRECTED_NOTE if marked else None
+    title = Text(report.path) if report.path else None
+    return fit_table(STATS_COLUMNS, rows, width, title=title, caption=caption)
 
 
 def summary_line(report: FileReport) -> str:
