@@ -17,7 +17,8 @@ from varscale_cli.core.distributions import Distribution
 from varscale_cli.errors import VarscaleError
 from varscale_cli.formats import open_weights
 from varscale_cli.stats import FileReport, Target, TensorReport, check_file
-from varscale_cli.stats.render import PLOT_MISSING, plot_report, stats_table, summary_line
+from varscale_cli.stats.plot import PLOT_MISSING, plot_report
+from varscale_cli.stats.render import stats_table, summary_line
 
 TRUNC_STD = Distribution("truncated_normal", 1.0).std  # 0.8796: the std of N(0, 1) cut at +-2
 
@@ -209,3 +210,65 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
         report = check_file(wf, targets)
         out = plot_report(report, wf, tmp_path / "h.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG's IHDR chunk (bytes 16-24, big-endian)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _checkpoint(tmp_path: Path, n_random: int, n_const: int) -> tuple[Path, dict[str, Target]]:
+    rng = np.random.default_rng(1)
+    tensors, targets = {}, {}
+    for i in range(n_random):
+        tensors[f"layers.{i:03d}.weight"] = rng.uniform(-0.1, 0.1, 6000).astype(np.float32)
+        targets[f"layers.{i:03d}.weight"] = Target(Distribution("uniform", 0.1), Distribution("uniform", 0.1).std)
+    for i in range(n_const):
+        value = float(i % 2)
+        tensors[f"layers.{i:03d}.norm"] = np.full(64, value, np.float32)
+        targets[f"layers.{i:03d}.norm"] = Target(Distribution("constant", 0.0, loc=value), 0.0)
+    path = tmp_path / "ckpt.safetensors"
+    safetensors.numpy.save_file(tensors, path)
+    return path, targets
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_plot_draws_random_tensors_and_lists_constants(tmp_path: Path) -> None:
+    from varscale_cli.stats.plot import _constant_lines, choose_panels
+
+    path, targets = _checkpoint(tmp_path, 3, 2)
+    with open_weights(path) as wf:
+        report = check_file(wf, targets)
+        panels = choose_panels(report)
+        assert not panels.summary
+        assert [t.name for t in panels.histograms] == [f"layers.{i:03d}.weight" for i in range(3)]
+        assert [t.name for t in panels.constants] == ["layers.000.norm", "layers.001.norm"]
+        # ones and zeros are told apart by their value
+        assert _constant_lines(panels.constants) == [
+            "= 0 [pass], 1 tensor(s): layers.000.norm",
+            "= 1 [pass], 1 tensor(s): layers.001.norm",
+        ]
+        width, height = _png_size(plot_report(report, wf, tmp_path / "small.png"))
+    assert (width, height) == (1200, 300 + int(100 * (0.4 + 0.14 * 2)))  # 3 panels + the text row
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_plot_of_a_200_tensor_checkpoint_is_one_bounded_summary(tmp_path: Path) -> None:
+    from varscale_cli.stats.plot import MAX_PANELS, WORST_PANELS, choose_panels
+
+    path, targets = _checkpoint(tmp_path, 150, 50)
+    # One tensor far off its target: the summary must put it among the histograms.
+    data = safetensors.numpy.load_file(path)
+    data["layers.077.weight"] = data["layers.077.weight"] * np.float32(0.5)
+    safetensors.numpy.save_file(data, path)
+    with open_weights(path) as wf:
+        report = check_file(wf, targets)
+        panels = choose_panels(report)
+        assert len(panels.random) == 150 > MAX_PANELS and panels.summary
+        assert len(panels.histograms) == WORST_PANELS
+        assert panels.histograms[0].name == "layers.077.weight" and panels.histograms[0].verdict == "fail"
+        width, height = _png_size(plot_report(report, wf, tmp_path / "big.png"))
+    # 4 columns of 4 inches; a summary row, two histogram rows, the constants' two lines.
+    assert width == 1600 and height < 1000

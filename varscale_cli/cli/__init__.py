@@ -21,6 +21,7 @@ from ..errors import CheckFailed, SpecError
 from ..formats import FORMATS
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
+from ._console import file_progress as _file_progress
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -28,7 +29,10 @@ from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
+    from collections.abc import Callable
+
     from ..engine.resolve import ResolvedTensor
+    from ..engine.shards import ShardedRun
     from ..stats import FileReport
 
 
@@ -117,7 +121,7 @@ def generate(
             )
             started = time.perf_counter()
             result = shards.generate_sharded(
-                run, lambda n, total: _progress(quiet, n, total)
+                run, lambda n, total: _progress(quiet, n, total, _shard_names(tensors, run))
             )
             if not quiet:
                 _stderr().print(
@@ -149,6 +153,17 @@ def generate(
             _check_written(output, quiet, report_path)
 
 
+def _shard_names(tensors: list[ResolvedTensor], run: ShardedRun) -> Callable[[str], str]:
+    """Tensor name -> ``shard 2/8``, for the progress bar (the plan generate_sharded follows)."""
+    from ..engine.shards import make_plan
+    from ..engine.sizes import parse_size
+
+    max_bytes = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
+    plan = make_plan([t.nbytes for t in tensors], max_bytes, run.num_shards)
+    where = {tensors[j].name: i for i, group in enumerate(plan.groups) for j in group}
+    return lambda name: f"shard {where[name] + 1}/{plan.count}"
+
+
 def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
     from .plan_table import plan_table
 
@@ -167,7 +182,8 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 
     with open_weights(path) as wf:
         targets = stats.targets_from_provenance(wf.metadata) or {}
-        report = stats.check_file(wf, targets, workers=_cores())
+        with _file_progress(quiet, "checking", wf) as advance:
+            report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:
@@ -190,6 +206,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def stats_cmd(
     path: Path,
     spec_path: Path | None,
@@ -198,6 +215,7 @@ def stats_cmd(
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
+    quiet: bool,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
 
@@ -214,11 +232,13 @@ def stats_cmd(
     with _errors():
         with open_weights(path) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
-            report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
+            with _file_progress(quiet, "checking", wf) as advance:
+                report = stats.check_file(wf, targets, alpha=alpha, workers=_cores(), on_chunk=advance)
             if plot_path is not None:
-                from ..stats.render import plot_report
+                from ..stats.plot import plot_report
 
-                plot_report(report, wf, plot_path)
+                with _file_progress(quiet, "plotting", wf) as advance:
+                    plot_report(report, wf, plot_path, on_chunk=advance)
         _show_report(report, as_json)
         if not report.ok:
             raise CheckFailed("statistical check failed", reported=True)
