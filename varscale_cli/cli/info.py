@@ -81,12 +81,13 @@ def presets() -> None:
 
 @click.command()
 def schema() -> None:
-    """Print the spec's JSON Schema (for editors: yaml-language-server $schema).
+    """Print the spec's JSON Schema (for editors: yaml-language-server $schema), with the
+    initializer names, their parameters and choices, layouts and dtypes as enums.
 
     \b
     Example:
       varscale schema > varscale.schema.json
     """
-    from ..spec import schema as load_schema
+    from ..spec.editor_schema import editor_schema
 
-    click.echo(json.dumps(load_schema(), indent=2, sort_keys=True))
+    click.echo(json.dumps(editor_schema(), indent=2, sort_keys=True))
