@@ -202,7 +202,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), help="Targets from this spec (matched by tensor name).")
 @click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
-@click.option("--layout", type=click.Choice(LAYOUTS), default="keras", show_default=True, help="Fan convention for --init.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Fan convention for --init (default: the initializer's own, as in a spec: torch for torch.*, else keras).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
@@ -211,13 +211,19 @@ def stats_cmd(
     path: Path,
     spec_path: Path | None,
     init_name: str | None,
-    layout: str,
+    layout: str | None,
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
     quiet: bool,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
+
+    Targets come from FILE's provenance, a spec (--spec) or one initializer (--init). The
+    fans of --init follow the initializer's framework, as they do in a spec: torch layout
+    (out, in, *k) for torch.* initializers, keras (..., in, out) for the presets; --layout
+    overrides it. (`varscale spec` defaults to torch because it writes PyTorch's
+    initializers, and its output names the layout.)
 
     Exit 0 when every check passes, 3 when one fails, 1 or 2 on errors.
 

@@ -61,9 +61,10 @@ def fit_table(
 
     In order, until the table fits ``width``: optional columns are dropped (the highest
     ``drop`` first; squeezable columns budgeted `SQUEEZED_WIDTH` or their longest word);
-    squeezable columns wrap down to their longest word; names fold at their separators
-    (over at least a third of the line), and squeezable columns fold inside words down to
-    `SQUEEZED_WIDTH`; last, names fold narrower, down to `MIN_NAME_WIDTH`.
+    squeezable columns wrap down to their longest word, then fold inside words down to
+    `SQUEEZED_WIDTH`. If the names still do not fit, they fold at their separators over what
+    is left or at least a third of the line (squeezable columns folding inside words to make
+    room); last, names fold narrower, down to `MIN_NAME_WIDTH`.
     """
     cells = [[r[i] for r in rows] for i in range(len(columns))]
     natural = [max([len(c.header), *(x.cell_len for x in cells[i])]) for i, c in enumerate(columns)]
@@ -87,6 +88,14 @@ def fit_table(
         keep.remove(optional.pop())
     shrink(lambda i: words[i])
     names_fit = needed() <= width
+    if not names_fit:
+        # Whole names are worth a long word folded in a squeezed column ("tf.contrib.layers.
+        # variance_scaling_initializer"), if that is all it takes.
+        words_widths = list(widths)
+        shrink(lambda i: min(words[i], SQUEEZED_WIDTH))
+        names_fit = needed() <= width
+        if not names_fit:
+            widths = words_widths
     if names_fit:
         # Room left over widens the squeezed columns back towards their natural width.
         for i in squeezed:
