@@ -94,7 +94,8 @@ class TorchKaiming(_TorchBase):
         return self.gain / math.sqrt(fan_n(self.mode, fan_in, fan_out))
 
 class TorchKaimingNormal(TorchKaiming):
-    """``torch.nn.init.kaiming_normal_``: N(0, (gain / sqrt(fan))^2)."""
+    """``torch.nn.init.kaiming_normal_``: N(0, (gain / sqrt(fan))^2), untruncated (unlike the
+    bare ``kaiming_normal``, Keras' truncated HeNormal)."""
 
     name = "torch.kaiming_normal"
 
@@ -125,7 +126,8 @@ class TorchXavier(_TorchBase):
         return self.gain * math.sqrt(2.0 / max(1.0, float(fan_in + fan_out)))
 
 class TorchXavierNormal(TorchXavier):
-    """``torch.nn.init.xavier_normal_``."""
+    """``torch.nn.init.xavier_normal_``: N(0, std^2), std = gain sqrt(2 / (fan_in + fan_out)),
+    untruncated (unlike the bare ``xavier_normal``, Keras' truncated GlorotNormal)."""
 
     name = "torch.xavier_normal"
 
