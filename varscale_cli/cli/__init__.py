@@ -25,6 +25,7 @@ from ._console import exit_codes as _errors
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
+from .explain import explain_cmd
 from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
@@ -304,7 +305,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
     console.print(summary_line(report), markup=False)
 
 
-for _command in (verify_cmd, spec_cmd, presets, schema):
+for _command in (verify_cmd, spec_cmd, presets, schema, explain_cmd):
     cli.add_command(_command)
 
 

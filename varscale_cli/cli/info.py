@@ -51,14 +51,22 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
 
 
 @click.command()
-def presets() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (docs/json.md).")
+def presets(as_json: bool) -> None:
     """List every preset with its scale, mode, distribution and paper.
 
     \b
     Example:
       varscale presets
+      varscale presets --json
     """
     from ..core.initializers import ALIASES, CLASSES, PRESETS
+
+    if as_json:
+        from .documents import presets_document
+
+        click.echo(json.dumps(presets_document(), sort_keys=True))
+        return
 
     table = Table(title="presets")
     for col in ("name", "scale", "mode", "distribution", "reference"):
