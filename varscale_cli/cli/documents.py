@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 #: ``schema_version`` of ``presets --json``.
 PRESETS_SCHEMA_VERSION = 1
 
 
-def presets_document() -> dict[str, object]:
-    """``varscale presets --json``: every preset (with its aliases) and every initializer
-    class with its parameters' defaults, from the registry."""
+def presets_document(meaning: Callable[[type], str]) -> dict[str, object]:
+    """``varscale presets --json``: every preset (with its aliases and the law it draws) and
+    every initializer class with its law, its parameters' defaults and ``meaning`` of it (the
+    text the table prints)."""
     from ..core.initializers import ALIASES, CLASSES, PRESETS
 
     return {
@@ -21,6 +24,7 @@ def presets_document() -> dict[str, object]:
                 "scale": p.scale,
                 "mode": p.mode,
                 "distribution": p.distribution,
+                "law": p.build().distribution(1.0, 1.0).kind,
                 "reference": p.paper,
             }
             for p in PRESETS.values()
@@ -31,7 +35,8 @@ def presets_document() -> dict[str, object]:
                 "parameters": {
                     k: v for k, v in cls().get_config().items() if k not in ("seed", "dtype")
                 },
-                "summary": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+                "law": cls().distribution(1.0, 1.0).kind,
+                "meaning": meaning(cls),
             }
             for name, cls in CLASSES.items()
         ],
