@@ -189,7 +189,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
     from ..stats.render import summary_line
 
     with open_weights(path) as wf:
-        targets = stats.targets_from_provenance(wf.metadata) or {}
+        targets = stats.targets_from_provenance(wf.metadata, str(path)) or {}
         report = stats.check_file(wf, targets, workers=_cores())
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")

@@ -125,8 +125,8 @@ def stored_bounds(dist: Distribution, dtype: np.dtype) -> tuple[float, float, fl
     his = [round_to(dist.loc + b, dtype)]
     los = [round_to(dist.loc - b, dtype)]
     if dtype.itemsize <= 4:
-        b32, l32 = np.float32(b), np.float32(dist.loc)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # a recorded bound beyond float32 becomes inf
+            b32, l32 = np.float32(b), np.float32(dist.loc)
             his.append(round_to(float(l32 + b32), dtype))
             los.append(round_to(float(l32 - b32), dtype))
     lo, hi = min(los), max(his)
