@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from .. import __version__
 from ..core.fans import LAYOUTS
 from ..engine.sizes import DECIMAL, human_bytes
 from ..errors import CheckFailed, SpecError
 from ..formats import FORMATS
+from ..terminal import printable
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
+from ._console import max_tensors_option
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -172,7 +175,7 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]  # rich wants a Literal
     for t in tensors:
         table.add_row(
-            t.name, "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
+            Text(printable(t.name)), "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
             describe_initializer(t.plan.initializer), str(t.fan_in), str(t.fan_out),
             f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", f"{t.nbytes:,}",
         )
@@ -188,7 +191,8 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
     from ..formats import open_weights
     from ..stats.render import summary_line
 
-    with open_weights(path) as wf:
+    # The file just written holds the spec's tensors: no --max-tensors limit on reading it back.
+    with open_weights(path, max_tensors=2**63 - 1) as wf:
         targets = stats.targets_from_provenance(wf.metadata, str(path)) or {}
         report = stats.check_file(wf, targets, workers=_cores())
     if report_path is not None:
@@ -199,7 +203,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
             f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
         )
     if not quiet:
-        _stderr().print(summary_line(report), markup=False)
+        _stderr().print(printable(summary_line(report)), markup=False)
 
 
 # --- stats -------------------------------------------------------------------------------------
@@ -213,6 +217,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+@max_tensors_option
 def stats_cmd(
     path: Path,
     spec_path: Path | None,
@@ -221,6 +226,7 @@ def stats_cmd(
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
+    max_tensors: int,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
 
@@ -235,7 +241,7 @@ def stats_cmd(
     from ..formats import open_weights
 
     with _errors():
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
             report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
             if plot_path is not None:
@@ -255,7 +261,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
 
     console = _stdout()
     console.print(stats_table(report))
-    console.print(summary_line(report), markup=False)
+    console.print(printable(summary_line(report)), markup=False)
 
 
 for _command in (verify_cmd, spec_cmd, presets, schema):

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import CheckFailed, SpecError
-from ._console import exit_codes, stderr_console
+from ..terminal import printable
+from ._console import exit_codes, max_tensors_option, stderr_console
 
 
 @click.command(name="verify")
@@ -17,7 +18,11 @@ from ._console import exit_codes, stderr_console
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="With SPEC: overrides the spec's seed.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Regeneration threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool) -> None:
+@max_tensors_option
+def verify_cmd(
+    path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool,
+    max_tensors: int,
+) -> None:
     """Recompute every tensor of FILE and compare bytes.
 
     Expected values come from FILE's own provenance, or from SPEC when given. Exit 0 when
@@ -34,7 +39,7 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
     from ..formats import open_weights
 
     with exit_codes():
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             if spec_path is not None:
                 from ..spec import load_spec
 
@@ -48,6 +53,6 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
         if as_json:
             click.echo(json.dumps(report.to_json(), sort_keys=True))
         else:
-            stderr_console().print(report.summary())
+            stderr_console().print(printable(report.summary()))
         if not report.ok:
             raise CheckFailed(report.summary(), reported=True)

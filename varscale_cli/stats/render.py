@@ -18,6 +18,7 @@ from rich.text import Text
 from ..core.distributions import Distribution, parse_kind
 from ..errors import OutputError, VarscaleError
 from ..formats.base import WeightFile
+from ..terminal import printable
 from .report import FileReport, TensorReport, Verdict
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS
 
@@ -79,7 +80,7 @@ def stats_table(report: FileReport) -> Table:
     |x - loc| after rounding, values beyond it), tests (failed statistics, else the
     smallest p-value), verdict.
     """
-    table = Table(title=Text(report.path) if report.path else None, title_justify="left")
+    table = Table(title=Text(printable(report.path)) if report.path else None, title_justify="left")
     table.add_column("name", overflow="fold")
     table.add_column("shape")
     table.add_column("dtype")
@@ -91,14 +92,14 @@ def stats_table(report: FileReport) -> Table:
     table.add_column("verdict")
     for t in _shown(report.tensors):
         table.add_row(
-            Text(t.name),
+            Text(printable(t.name)),
             Text(_shape(t.shape)),
             Text(t.dtype),
             Text(_num(t.std)),
             Text(_num(t.target_std)),
             Text(_num(t.expected_std)),
             Text(_bound_cell(t)),
-            Text(_tests_cell(t)),
+            Text(printable(_tests_cell(t))),
             Text(t.verdict, style=VERDICT_STYLES[t.verdict]),
         )
     hidden = len(report.tensors) - MAX_TABLE_ROWS
@@ -132,7 +133,7 @@ def summary_line(report: FileReport) -> str:
         f"{c['no_target']} without target",
     ]
     if report.missing:
-        names = ", ".join(repr(m) for m in report.missing[:3])
+        names = ", ".join(printable(repr(m)) for m in report.missing[:3])
         more = f" and {len(report.missing) - 3} more" if len(report.missing) > 3 else ""
         parts.append(f"{len(report.missing)} expected tensors missing from the file: {names}{more}")
     parts.append(
