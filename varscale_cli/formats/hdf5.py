@@ -137,12 +137,14 @@ class HDF5File(BaseWeightFile):
             if text is not None:
                 self.metadata[str(key)] = text
         found: list[tuple[str, h5py.Dataset]] = []
+        provenance = 0
 
         def visit(name: str, obj: Any) -> None:
+            nonlocal provenance
             if isinstance(obj, h5py.Dataset):
                 found.append((name, obj))
-                # +2: the provenance datasets are not tensors
-                check_tensor_count(self.path, len(found), self._max_tensors + 2, "datasets")
+                provenance += name in _PROVENANCE_DATASETS
+                check_tensor_count(self.path, len(found) - provenance, self._max_tensors, "datasets")
 
         self._h5.visititems(visit)
         for name, ds in found:

@@ -133,7 +133,8 @@ class NpzFile(BaseWeightFile):
     def _scan(self) -> None:
         assert self._zf is not None
         zinfos = [z for z in self._zf.infolist() if not z.is_dir()]
-        check_tensor_count(self.path, len(zinfos), self._max_tensors + 1, "members")  # + manifest
+        tensors = sum(1 for z in zinfos if z.filename != MANIFEST)
+        check_tensor_count(self.path, tensors, self._max_tensors, "array members")
         seen: set[str] = set()
         for z in zinfos:
             if z.filename in seen:

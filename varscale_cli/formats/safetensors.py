@@ -175,8 +175,12 @@ class SafetensorsFile(BaseWeightFile):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._fail(f"InvalidHeader: the header is not UTF-8 (byte {exc.start})") from None
+        # The header object itself and __metadata__ are objects too (an escaped spelling of
+        # the key only makes this count one higher than the exact check after parsing).
+        others = 1 + (b'"__metadata__"' in raw)
         check_tensor_count(
-            self.path, _objects(raw, self._max_tensors + 1) - 1, self._max_tensors, "entries in its header"
+            self.path, _objects(raw, self._max_tensors + others) - others, self._max_tensors,
+            "entries in its header",
         )
         try:
             header = loads_strict(text)
