@@ -11,8 +11,8 @@ read never ends), a directory, or a symlink to any of those. `open_input` refuse
 3. ``fstat`` on the opened descriptor: what was opened is what is checked (closes the race
    between 1 and 2), then ``O_NONBLOCK`` is cleared (regular files ignore it anyway);
 4. the size is checked against the caller's limit before anything is read, and `read_input`
-   reads exactly that many bytes, never more (a file growing meanwhile cannot make it read
-   past the limit).
+   asks for at most one byte more than the limit (a file growing meanwhile is refused, not
+   read on).
 
 Every refusal is one line naming the file, as the caller's error type (`ReadError` for weight
 files, `SpecError` for a spec: exit 1 and 2).
@@ -59,8 +59,7 @@ def open_input(
         error: The exception type to raise.
 
     Returns:
-        A binary file object (unbuffered reads go straight to the descriptor); the caller
-        closes it.
+        A buffered binary file object on the checked descriptor; the caller closes it.
 
     Raises:
         error: missing, unreadable, not a regular file, or larger than ``max_bytes``.
