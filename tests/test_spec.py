@@ -1021,9 +1021,10 @@ INVALID = [
         S + "tensor 'a': in_axis -3 is out of range for a rank-2 shape (allowed: -2 .. 1)",
     ),
     (
-        "axes overlap",
-        y("{a: {shape: [1, 2, 3], in_axis: 0, out_axis: [0, 1]}}"),
-        S + "tensor 'a': in_axis [0] and out_axis [0, 1] overlap",
+        "rank-1 axes without in_axis",
+        y("{b: {shape: [7], out_axis: 0}}"),
+        S + "tensor 'b': a rank-1 tensor with explicit axes needs an explicit in_axis (JAX "
+        "refuses its default in_axis=-2 there); give in_axis: 0, or no axes for the (k, k) rule",
     ),
     (
         "batch overlaps",
