@@ -935,9 +935,10 @@ INVALID = [
         "keras input_axes",
         y(
             "{a: {shape: [3, 3], initializer: {class_name: VarianceScaling, "
-            "config: {input_axes: [0]}}}}"
+            "config: {input_axes: 0, output_axes: [1]}}}}"
         ),
-        "~" + S + "tensor 'a': initializer: Keras input_axes are not taken from the initializer",
+        "~" + S + "tensor 'a': initializer: Keras input_axes must be a list of ints or null, "
+        "got 0; write e.g. [0]",
     ),
     # dtypes
     (

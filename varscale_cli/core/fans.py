@@ -127,3 +127,48 @@ def compute_fans(
     fan_in = math.prod(shape[i] for i in ins if i not in shared) * receptive
     fan_out = math.prod(shape[i] for i in outs if i not in shared) * receptive
     return fan_in, fan_out
+
+
+def keras_axes(axes: object, what: str) -> tuple[int, ...] | None:
+    """A Keras 3 ``input_axes`` / ``output_axes`` value checked without a shape: None or a list
+    of ints (Keras iterates it, so a bare int fails there too), no axis twice."""
+    if axes is None:
+        return None
+    if not isinstance(axes, list | tuple):
+        raise ValueError(
+            f"Keras {what} must be a list of ints or null, got {axes!r}; write e.g. [{axes!r}]"
+        )
+    out = []
+    for item in axes:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ValueError(f"Keras {what} must be a list of ints, got item {item!r}")
+        out.append(int(item))
+    if len(set(out)) != len(out):
+        raise ValueError(f"Keras {what} {out} repeats an axis")
+    return tuple(out)
+
+
+def compute_keras_axes_fans(
+    shape: Sequence[int], input_axes: Sequence[int], output_axes: Sequence[int]
+) -> tuple[int, int]:
+    """Fans as Keras 3.15 ``keras.src.initializers.random_initializers.compute_fans`` gives them
+    when a VarianceScaling config sets *both* ``input_axes`` and ``output_axes``: the products of
+    exactly those axes, no receptive field (``fan_in = prod(shape[a] for a in input_axes)``).
+    With only one of them set, Keras ignores it and uses its shape rule; the caller does too.
+    Negative axes index from the end, as Python's ``shape[axis]`` does in Keras.
+
+    Raises:
+        ValueError: an axis out of range for ``shape`` (Keras raises IndexError).
+    """
+    shape = tuple(int(d) for d in shape)
+    rank = len(shape)
+    fans = []
+    for axes, what in ((input_axes, "input_axes"), (output_axes, "output_axes")):
+        for a in axes:
+            if not -rank <= a < rank:
+                raise ValueError(
+                    f"Keras {what} {list(axes)}: axis {a} is out of range for a rank-{rank} "
+                    f"shape (allowed: {-rank} .. {rank - 1})"
+                )
+        fans.append(math.prod(shape[a] for a in axes))
+    return fans[0], fans[1]

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from ..distributions import Distribution
+from ..fans import Axes, compute_keras_axes_fans, keras_axes
 from ..stream.coefficients import TRUNC_STD_2
 from .base import (
     Config,
@@ -45,6 +47,10 @@ class VarianceScaling(Initializer):
         seed: None (fresh values every call) or an integer (the same values every call).
         dtype: default dtype of ``__call__``; floating only.
         corrected: False reproduces the uncorrected truncated normal of TF <= 1.12.
+        input_axes, output_axes: Keras 3's fan axes (lists of ints). When *both* are set, the
+            fans are the products of exactly those axes, with no receptive field, whatever the
+            layout (`fans.compute_keras_axes_fans`); with one alone Keras ignores it, and so
+            does this. A tensor's own in_axis/out_axis/batch_axis cannot be combined with them.
         preset: the preset name it is built from (set by `registry.Preset.build`); not part of
             the config.
 
@@ -63,6 +69,8 @@ class VarianceScaling(Initializer):
         dtype: DTypeSpec = "float32",
         corrected: bool = True,
         *,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
         preset: str | None = None,
     ) -> None:
         value = finite_float(scale)
@@ -85,6 +93,8 @@ class VarianceScaling(Initializer):
         self.distribution_name = dist
         self._seeded(seed, dtype)
         self.corrected = corrected
+        self.input_axes = keras_axes(input_axes, "input_axes")
+        self.output_axes = keras_axes(output_axes, "output_axes")
         self.preset = preset
 
     def get_config(self) -> Config:
@@ -93,7 +103,27 @@ class VarianceScaling(Initializer):
         )
         if not self.corrected:
             config["corrected"] = False  # only when it changes the meaning
+        for key, axes in (("input_axes", self.input_axes), ("output_axes", self.output_axes)):
+            if axes is not None:  # only when set: existing configs and records stay as they were
+                config[key] = list(axes)
         return config
+
+    def fans(
+        self,
+        shape: Sequence[int],
+        layout: str | None = None,
+        in_axis: Axes = None,
+        out_axis: Axes = None,
+        batch_axis: Axes = None,
+    ) -> tuple[int, int]:
+        if self.input_axes is None or self.output_axes is None:
+            return super().fans(shape, layout, in_axis, out_axis, batch_axis)
+        if in_axis is not None or out_axis is not None or batch_axis:
+            raise ValueError(
+                "the Keras input_axes/output_axes of the initializer already set the fans; "
+                "drop the tensor's in_axis/out_axis/batch_axis, or drop input_axes/output_axes"
+            )
+        return compute_keras_axes_fans(shape, self.input_axes, self.output_axes)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         return math.sqrt(self.scale / fan_n(self.mode, fan_in, fan_out))
