@@ -418,6 +418,8 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
          "dtype": "float64", "corrected": False},
         {"scale": 3.0, "mode": "fan_avg", "distribution": "untruncated_normal", "seed": None,
          "dtype": "float16"},
+        {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal", "seed": 25,
+         "dtype": "float32", "lower": -3.0, "upper": 1.5},
     ],
     "variance_scaling_initializer": [
         {"factor": 1.0, "mode": "FAN_AVG", "uniform": True, "seed": 13, "dtype": "float64"},
@@ -437,7 +439,15 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "zeros": [{"dtype": "float16"}],
     "ones": [{"dtype": "bfloat16"}],
     "random_normal": [{"mean": 0.1, "stddev": 0.02, "seed": 19, "dtype": "float32"}],
-    "truncated_normal": [{"mean": -0.1, "stddev": 0.3, "seed": 20, "dtype": "float32"}],
+    "truncated_normal": [
+        {"mean": -0.1, "stddev": 0.3, "seed": 20, "dtype": "float32"},
+        {"mean": 0.0, "stddev": 0.02, "lower": -1.0, "upper": 3.0, "seed": 22,
+         "dtype": "float32"},
+    ],
+    "torch.trunc_normal": [
+        {"mean": 0.0, "std": 0.02, "a": -2.0, "b": 2.0, "seed": 23, "dtype": "float32"},
+        {"mean": 0.5, "std": 1.0, "a": 0.0, "b": 3.0, "seed": 24, "dtype": "float64"},
+    ],
     "random_uniform": [{"minval": -0.2, "maxval": 0.4, "seed": 21, "dtype": "float64"}],
 }
 

@@ -113,7 +113,10 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
 
 
 def _same_distribution(a: Distribution, b: Distribution) -> bool:
-    return a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc and a.cut == b.cut
+    return (
+        a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc
+        and a.cut == b.cut and a.lower == b.lower
+    )
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .base import DTypeSpec, Initializer
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import TorchKaimingNormal, TorchKaimingUniform, TorchXavierNormal, TorchXavierUniform
+from .truncated import TorchTruncNormal
 from .variance_scaling import ContribVarianceScaling, VarianceScaling
 
 
@@ -69,8 +70,8 @@ CLASSES: dict[str, type[Initializer]] = {
     cls.name: cls
     for cls in (
         VarianceScaling, ContribVarianceScaling, TorchKaimingNormal, TorchKaimingUniform,
-        TorchXavierNormal, TorchXavierUniform, Constant, Zeros, Ones, RandomNormal,
-        TruncatedNormal, RandomUniform,
+        TorchXavierNormal, TorchXavierUniform, TorchTruncNormal, Constant, Zeros, Ones,
+        RandomNormal, TruncatedNormal, RandomUniform,
     )
 }
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ..distributions import Distribution
 from ..fans import Axes, compute_keras_axes_fans, keras_axes
-from ..stream.coefficients import TRUNC_STD_2
+from . import truncated
 from .base import (
     Config,
     DTypeSpec,
@@ -47,6 +47,10 @@ class VarianceScaling(Initializer):
         seed: None (fresh values every call) or an integer (the same values every call).
         dtype: default dtype of ``__call__``; floating only.
         corrected: False reproduces the uncorrected truncated normal of TF <= 1.12.
+        lower, upper: truncation bounds in units of the underlying std (Haiku's meaning),
+            truncated_normal only; default -2, 2. The correction divides by the std of
+            N(0, 1) cut to [lower, upper] (`truncated.correction`), so the variance stays
+            exactly ``scale / n``; asymmetric bounds give a law whose mean is not 0.
         input_axes, output_axes: Keras 3's fan axes (lists of ints). When *both* are set, the
             fans are the products of exactly those axes, with no receptive field, whatever the
             layout (`fans.compute_keras_axes_fans`); with one alone Keras ignores it, and so
@@ -69,6 +73,8 @@ class VarianceScaling(Initializer):
         dtype: DTypeSpec = "float32",
         corrected: bool = True,
         *,
+        lower: float | None = None,
+        upper: float | None = None,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
         preset: str | None = None,
@@ -93,6 +99,14 @@ class VarianceScaling(Initializer):
         self.distribution_name = dist
         self._seeded(seed, dtype)
         self.corrected = corrected
+        if (lower is not None or upper is not None) and dist not in ("truncated_normal", "normal"):
+            raise ValueError(
+                f"`lower` / `upper` apply to distribution truncated_normal only, not {dist!r}"
+            )
+        self.lower, self.upper = truncated.bounds(
+            truncated.DEFAULT_LOWER if lower is None else lower,
+            truncated.DEFAULT_UPPER if upper is None else upper,
+        )
         self.input_axes = keras_axes(input_axes, "input_axes")
         self.output_axes = keras_axes(output_axes, "output_axes")
         self.preset = preset
@@ -103,6 +117,8 @@ class VarianceScaling(Initializer):
         )
         if not self.corrected:
             config["corrected"] = False  # only when it changes the meaning
+        if (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER):
+            config["lower"], config["upper"] = self.lower, self.upper
         for key, axes in (("input_axes", self.input_axes), ("output_axes", self.output_axes)):
             if axes is not None:  # only when set: existing configs and records stay as they were
                 config[key] = list(axes)
@@ -132,9 +148,8 @@ class VarianceScaling(Initializer):
         std = self.target_std(fan_in, fan_out)
         kind = self.distribution_name
         if kind in ("truncated_normal", "normal"):
-            return Distribution(
-                "truncated_normal", std / TRUNC_STD_2 if self.corrected else std
-            )
+            c = truncated.correction(self.lower, self.upper) if self.corrected else 1.0
+            return truncated.truncated(std / c, self.lower, self.upper)
         if kind == "untruncated_normal":
             return Distribution("normal", std)
         return Distribution("uniform", math.sqrt(3.0) * std)
