@@ -86,8 +86,10 @@ class RandomNormal(_Plain):
 
 
 class TruncatedNormal(RandomNormal):
-    """Keras/TF ``TruncatedNormal``: N(mean, stddev^2) cut at +-2 stddev, *not* variance-corrected
-    (its std is 0.8796 stddev), as those libraries define it. ``lower`` / ``upper`` cut elsewhere,
+    """Keras/TF ``TruncatedNormal``: N(mean, stddev^2) cut at +-2 stddev (Haiku: lower, upper).
+
+    *Not* variance-corrected (its std is 0.8796 stddev), as those libraries define it. ``lower``
+    / ``upper`` cut elsewhere,
     in stddev units (Haiku's ``TruncatedNormal(stddev, mean, lower, upper)``; timm's
     ``trunc_normal_tf_`` is the same law); see `truncated`."""
 

@@ -44,7 +44,7 @@ def correction(lower: float, upper: float) -> float:
 
 
 class TorchTruncNormal(Initializer):
-    """``torch.nn.init.trunc_normal_``: N(mean, std^2) cut to [a, b] (absolute values).
+    """``torch.nn.init.trunc_normal_``: N(mean, std^2) cut at the absolute values a and b.
 
     The target std is the law's own (after truncation): std times the std of N(0, 1) cut to
     [(a - mean) / std, (b - mean) / std].
