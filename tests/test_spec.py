@@ -945,27 +945,28 @@ INVALID = [
         "int dtype",
         y("{x: {shape: [3], dtype: int32, initializer: he_normal}}"),
         S + "tensor 'x': dtype 'int32' cannot be produced by initializer 'he_normal'; "
-        "allowed: bfloat16, float16, float32, float64",
+        "allowed: bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2",
     ),
     (
         "dtype typo",
         y("{x: {shape: [3], dtype: flaot32}}"),
         S + "tensor 'x': dtype 'flaot32' cannot be produced by initializer 'glorot_uniform'; "
-        "allowed: bfloat16, float16, float32, float64 (did you mean 'float32'?)",
+        "allowed: bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2 (did you mean "
+        "'float32'?)",
     ),
     ("dtype case", y("{x: {shape: [3], dtype: Float32}}"), "~(did you mean 'float32'?)"),
     (
         "complex dtype",
         y("{x: {shape: [3], dtype: complex128, initializer: zeros}}"),
         S + "tensor 'x': dtype 'complex128' cannot be produced by initializer 'zeros'; "
-        "allowed: bfloat16, float16, float32, float64",
+        "allowed: bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2",
     ),
     (
         "dtype via defaults",
         y("{x: {shape: [3]}}", "defaults: {dtype: int8}\n"),
         S
         + "defaults: dtype 'int8' is not a known dtype; allowed: bfloat16, complex128, complex64, "
-        "float16, float32, float64",
+        "float16, float32, float64, float8_e4m3fn, float8_e5m2",
     ),
     (
         "dtype via rule",

@@ -115,6 +115,10 @@ def generate(
         spec = load_spec(spec_path)
         seed = resolve_seed(spec, seed, spec_path)
         tensors = resolve(spec, seed)
+        from ..engine.precision import float8_warnings
+
+        for line in float8_warnings(tensors):
+            _stderr().print(line, markup=False)
         if dry_run:
             _print_plan(tensors, seed)
             return

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..core.distributions import Distribution, truncated_moments
 from ..core.dtypes import is_float
+from ..core.rounding import SATURATING
 
 __all__ = ["Law", "round_to", "stored_bounds", "stored_law"]
 
@@ -84,6 +85,8 @@ def stored_law(dist: Distribution, dtype: np.dtype) -> Law:
         0.5 * (vals[:-1] + vals[1:]),
         [vals[-1] + 0.5 * (vals[-1] - vals[-2])],  # beyond: overflows to inf / NaN
     ))
+    if dtype.name in SATURATING:  # the sampler clamps: the tails land on the extreme values
+        edges[0], edges[-1] = -np.inf, np.inf
     pmf = np.diff(dist.cdf(edges))
     total = pmf.sum()
     if not total > 0:
@@ -106,7 +109,11 @@ def stored_law(dist: Distribution, dtype: np.dtype) -> Law:
 
 
 def round_to(x: float, dtype: np.dtype) -> float:
-    """``x`` rounded to ``dtype`` (to nearest), as a float; +-inf if out of its range."""
+    """``x`` rounded to ``dtype`` (to nearest), as a float; +-inf if out of its range, except
+    for the float8 types the sampler saturates (`rounding.SATURATING`): +-max there."""
+    limit = SATURATING.get(np.dtype(dtype).name)
+    if limit is not None:
+        x = min(max(x, -limit), limit)
     with np.errstate(all="ignore"):
         r = float(np.array(x, dtype=np.float64).astype(dtype).astype(np.float64))
     if math.isnan(r):  # float8 "fn" types have no inf: overflow gives NaN

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..distributions import Distribution
 from ..dtypes import SAMPLED, numpy_dtype
+from ..rounding import SATURATING, below, round_to
 from .philox import raw_bits32, raw_words, stream_key
 from .transforms import Scratch, transform_f32, transform_f64
 
@@ -61,7 +62,11 @@ class TensorSampler:
         """Fill ``out`` (1-D, this sampler's dtype) with elements ``start .. start + len(out)``."""
         n = out.shape[0]
         if self.dist.kind == "constant":
-            out.fill(self.dist.loc)
+            limit = SATURATING.get(self.dtype)
+            if limit is None:
+                out.fill(self.dist.loc)
+            else:  # exact saturated rounding, then an exact cast
+                out.fill(round_to(min(max(self.dist.loc, -limit), limit), self.dtype))
             return out
         scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
         for lo in range(0, n, scratch.n):
@@ -77,6 +82,9 @@ class TensorSampler:
             bits = raw_bits32(self._key, start, n, s.philox)
             dst = out if out.dtype == np.float32 else s.res
             transform_f32(self.dist, bits, s, dst)
+            limit = SATURATING.get(self.dtype)
+            if limit is not None:  # float8: saturate, never NaN or inf (rounding.SATURATING)
+                np.clip(dst, np.float32(-limit), np.float32(limit), out=dst)
             if dst is not out:
                 np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
         if self.dist.kind == "uniform" and self.dist.loc != 0.0:
@@ -86,6 +94,9 @@ class TensorSampler:
             np.minimum(out, self._below_max(out.dtype), out=out)
 
     def _below_max(self, dtype: np.dtype) -> np.ndarray:
+        if self.dtype in SATURATING:
+            # ml_dtypes' nextafter gives NaN for float8_e4m3fn; the exact scalar one instead.
+            return np.array(below(self.dist.loc + self.dist.scale, self.dtype), dtype=dtype)
         top = np.array(self.dist.loc + self.dist.scale, dtype=dtype)
         return np.nextafter(top, np.array(-np.inf, dtype=dtype))
 
