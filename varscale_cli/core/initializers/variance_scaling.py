@@ -73,8 +73,8 @@ class VarianceScaling(Initializer):
         dtype: DTypeSpec = "float32",
         corrected: bool = True,
         *,
-        lower: float | None = None,
-        upper: float | None = None,
+        lower: float = -2.0,
+        upper: float = 2.0,
         input_axes: Sequence[int] | None = None,
         output_axes: Sequence[int] | None = None,
         preset: str | None = None,
@@ -99,14 +99,12 @@ class VarianceScaling(Initializer):
         self.distribution_name = dist
         self._seeded(seed, dtype)
         self.corrected = corrected
-        if (lower is not None or upper is not None) and dist not in ("truncated_normal", "normal"):
+        self.lower, self.upper = truncated.bounds(lower, upper)
+        cut = (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER)
+        if cut and dist not in ("truncated_normal", "normal"):
             raise ValueError(
                 f"`lower` / `upper` apply to distribution truncated_normal only, not {dist!r}"
             )
-        self.lower, self.upper = truncated.bounds(
-            truncated.DEFAULT_LOWER if lower is None else lower,
-            truncated.DEFAULT_UPPER if upper is None else upper,
-        )
         self.input_axes = keras_axes(input_axes, "input_axes")
         self.output_axes = keras_axes(output_axes, "output_axes")
         self.preset = preset
