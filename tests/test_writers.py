@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from varscale_cli import formats as writers
 from varscale_cli.core.dtypes import DTYPES, numpy_dtype
-from varscale_cli.errors import OutputError, SpecError, UnsupportedDtype
+from varscale_cli.errors import InternalError, SpecError, UnsupportedDtype
 from varscale_cli.formats import REGISTRY, check_items, format_for, planned_size
 from varscale_cli.formats import safetensors as st_format
 from varscale_cli.formats.hdf5 import flat_boxes
@@ -137,21 +137,22 @@ def _items(*specs: tuple[str, object]) -> list[WriteItem]:
             _items(("w", np.complex128)),
             UnsupportedDtype,
             "tensor 'w' has dtype complex128, which safetensors cannot store; safetensors "
-            "stores float16, bfloat16, float32, float64 and complex64",
+            "stores float16, bfloat16, float32, float64, complex64, float8_e4m3fn and float8_e5m2",
         ),
         (
             "npz",
             _items(("w", np.int32)),
             UnsupportedDtype,
             "tensor 'w' has dtype int32, which npz cannot store; npz stores float16, "
-            "bfloat16, float32, float64, complex64 and complex128",
+            "bfloat16, float32, float64, complex64, complex128, float8_e4m3fn and float8_e5m2",
         ),
         (
             "hdf5",
-            _items(("w", ml_dtypes.float8_e4m3fn)),
+            _items(("w", ml_dtypes.float8_e4m3fnuz)),
             UnsupportedDtype,
-            "tensor 'w' has dtype float8_e4m3fn, which hdf5 cannot store; hdf5 stores "
-            "float16, bfloat16, float32, float64, complex64 and complex128",
+            "tensor 'w' has dtype float8_e4m3fnuz, which hdf5 cannot store; hdf5 stores "
+            "float16, bfloat16, float32, float64, complex64, complex128, float8_e4m3fn and "
+            "float8_e5m2",
         ),
         (
             "npz",
@@ -372,14 +373,14 @@ def test_a_wrong_chunk_iterator_is_an_output_error(
     tmp_path: Path, fmt: str, produced: np.ndarray, message: str
 ) -> None:
     bad = WriteItem("w", (2, 3), np.float32, lambda: iter([produced[:2], produced[2:]]))
-    with pytest.raises(OutputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InternalError, match=message.replace("(", r"\(").replace(")", r"\)")):
         writers.write(fmt, tmp_path / f"w.{fmt}", [bad], META)
 
 
 def test_safetensors_stops_before_writing_past_a_tensor(tmp_path: Path) -> None:
     out = tmp_path / "w.safetensors"
     bad = WriteItem("w", (4,), np.float32, lambda: iter([np.ones(3, np.float32)] * 3))
-    with pytest.raises(OutputError):
+    with pytest.raises(InternalError):
         writers.write("safetensors", out, [bad], META)
     header_end = 8 + int.from_bytes(out.read_bytes()[:8], "little")
     assert out.stat().st_size == header_end + 12  # the overflowing chunk was never written
@@ -399,7 +400,7 @@ def _tracked(closed: list[str], name: str, n: int) -> WriteItem:
 @pytest.mark.parametrize("fmt", writers.FORMATS)
 def test_a_failed_write_stops_the_producer_at_once(tmp_path: Path, fmt: str) -> None:
     closed: list[str] = []
-    with pytest.raises(OutputError):  # the traceback keeps the writer's frames alive...
+    with pytest.raises(InternalError):  # the traceback keeps the writer's frames alive...
         writers.write(fmt, tmp_path / "w", [_tracked(closed, "w", 3)], META)
     assert closed == ["w"]  # ...but the producer was closed explicitly, not by the GC
 

@@ -9,7 +9,7 @@ import click
 
 from ..errors import CheckFailed, SpecError
 from ..terminal import printable
-from ._console import exit_codes, max_tensors_option, stderr_console
+from ._console import exit_codes, file_progress, max_tensors_option, stderr_console
 
 
 @click.command(name="verify")
@@ -19,9 +19,10 @@ from ._console import exit_codes, max_tensors_option, stderr_console
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Regeneration threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @max_tensors_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify_cmd(
     path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool,
-    max_tensors: int,
+    max_tensors: int, quiet: bool,
 ) -> None:
     """Recompute every tensor of FILE and compare bytes.
 
@@ -49,7 +50,8 @@ def verify_cmd(
                 if seed is not None:
                     raise SpecError("--seed needs SPEC: without it the file's own seed is used")
                 expected = expected_from_provenance(wf.metadata, str(path))
-            report = verify(wf, expected, worker_count(workers))
+            with file_progress(quiet, "verifying", wf) as advance:
+                report = verify(wf, expected, worker_count(workers), on_chunk=advance)
         if as_json:
             click.echo(json.dumps(report.to_json(), sort_keys=True))
         else:

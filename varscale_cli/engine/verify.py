@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from ..core.distributions import Distribution
-from ..core.fans import compute_fans
 from ..core.initializers import deserialize
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import VarscaleError
@@ -93,7 +92,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
     for name, rec in prov.tensors.items():
         try:
             init = deserialize(dict(rec.initializer))
-            fan_in, fan_out = compute_fans(
+            fan_in, fan_out = init.fans(
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
             dist = init.distribution(fan_in, fan_out)
@@ -114,7 +113,10 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
 
 
 def _same_distribution(a: Distribution, b: Distribution) -> bool:
-    return a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc and a.cut == b.cut
+    return (
+        a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc
+        and a.cut == b.cut and a.lower == b.lower
+    )
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:
@@ -148,8 +150,20 @@ def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarra
         pos, ia, ib = pos + n, ia + n, ib + n
 
 
-def verify(wf: WeightFile, expected: dict[str, Expected], workers: int) -> VerifyReport:
-    """Compare every expected tensor with ``wf``'s, stopping at the first difference."""
+def _counted(chunks: Iterator[np.ndarray], name: str, on_chunk: Callable[[str, int], None]) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        on_chunk(name, chunk.nbytes)
+        yield chunk
+
+
+def verify(
+    wf: WeightFile,
+    expected: dict[str, Expected],
+    workers: int,
+    on_chunk: Callable[[str, int], None] | None = None,
+) -> VerifyReport:
+    """Compare every expected tensor with ``wf``'s, stopping at the first difference;
+    ``on_chunk`` hears of each chunk of the file compared (tensor name, bytes)."""
     report = VerifyReport()
     infos = {info.name: info for info in wf.tensors()}
     report.missing = [n for n in expected if n not in infos]
@@ -167,9 +181,10 @@ def verify(wf: WeightFile, expected: dict[str, Expected], workers: int) -> Verif
                     "reason": f"the file has {stored} {list(info.shape)}, the spec {exp.dtype} {list(exp.shape)}",
                 }
                 break
-            found = _first_difference(
-                wf.iter_chunks(name), engine.run(exp.jobs(engine.chunk_elems))
-            )
+            stored_chunks = wf.iter_chunks(name)
+            if on_chunk is not None:
+                stored_chunks = _counted(stored_chunks, name, on_chunk)
+            found = _first_difference(stored_chunks, engine.run(exp.jobs(engine.chunk_elems)))
             if found is not None:
                 index, got, want = found
                 inside = exp.shape and index < math.prod(exp.shape)
