@@ -137,21 +137,22 @@ def _items(*specs: tuple[str, object]) -> list[WriteItem]:
             _items(("w", np.complex128)),
             UnsupportedDtype,
             "tensor 'w' has dtype complex128, which safetensors cannot store; safetensors "
-            "stores float16, bfloat16, float32, float64 and complex64",
+            "stores float16, bfloat16, float32, float64, complex64, float8_e4m3fn and float8_e5m2",
         ),
         (
             "npz",
             _items(("w", np.int32)),
             UnsupportedDtype,
             "tensor 'w' has dtype int32, which npz cannot store; npz stores float16, "
-            "bfloat16, float32, float64, complex64 and complex128",
+            "bfloat16, float32, float64, complex64, complex128, float8_e4m3fn and float8_e5m2",
         ),
         (
             "hdf5",
-            _items(("w", ml_dtypes.float8_e4m3fn)),
+            _items(("w", ml_dtypes.float8_e4m3fnuz)),
             UnsupportedDtype,
-            "tensor 'w' has dtype float8_e4m3fn, which hdf5 cannot store; hdf5 stores "
-            "float16, bfloat16, float32, float64, complex64 and complex128",
+            "tensor 'w' has dtype float8_e4m3fnuz, which hdf5 cannot store; hdf5 stores "
+            "float16, bfloat16, float32, float64, complex64, complex128, float8_e4m3fn and "
+            "float8_e5m2",
         ),
         (
             "npz",
@@ -269,7 +270,10 @@ def test_check_items_accepts_the_common_mix(fmt: str) -> None:
 def test_check_items_allows_what_only_some_formats_refuse() -> None:
     clash = _items(("a", np.float32), ("a/b", np.float32), ("w", np.float32), ("w.npy", np.float32))
     check_items("safetensors", clash)  # flat names: no groups, no .npy members
-    check_items("npz", _items(("a", np.float32), ("a/b", np.float32), ("/x", np.complex128)))
+    check_items("npz", _items(("a", np.float32), ("a/b", np.float32), ("x", np.complex128)))
+    # A leading '/' is an absolute zip member (a zip-slip for unzip): npz refuses it too.
+    with pytest.raises(SpecError, match="cannot be an npz member"):
+        check_items("npz", _items(("/x", np.complex128),))
 
 
 # --------------------------------------------------------------------------- safetensors

@@ -11,7 +11,8 @@ import click
 from ..core.fans import LAYOUTS
 from ..errors import VarscaleError
 from ..frameworks.conventions import CONVENTIONS
-from ._console import exit_codes, stderr_console, stdout_console
+from ..terminal import printable
+from ._console import exit_codes, max_tensors_option, stderr_console, stdout_console
 
 #: `varscale spec`'s layout when none is given, listed first: the checkpoints one reads a
 #: spec from are mostly PyTorch's, and the spec it prints names its layout, so nothing
@@ -24,7 +25,8 @@ SPEC_LAYOUT = "torch"
 @click.option("--convention", type=click.Choice(CONVENTIONS), default=CONVENTIONS[0], show_default=True, help="Whose fresh init to reproduce: a Hugging Face folder's (hf), a PyTorch state_dict's (torch), a Keras .weights.h5's (keras); auto picks by PATH.")
 @click.option("--layout", type=click.Choice([SPEC_LAYOUT, *(x for x in LAYOUTS if x != SPEC_LAYOUT)]), hidden=True, help="The older spelling of --convention torch or keras.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="The seed written into the spec.")
-def spec_cmd(path: Path, convention: str, layout: str | None, seed: int) -> None:
+@max_tensors_option
+def spec_cmd(path: Path, convention: str, layout: str | None, seed: int, max_tensors: int) -> None:
     """Print a spec for the tensors of PATH (names, shapes, dtypes; data is not read).
 
     The spec reproduces the framework's own fresh initialization: Hugging Face's
@@ -46,7 +48,7 @@ def spec_cmd(path: Path, convention: str, layout: str | None, seed: int) -> None
     if layout is not None and convention == CONVENTIONS[0]:
         convention = layout
     with exit_codes():
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             # Readers give logical dtypes: bfloat16 is named bfloat16, never void16.
             triples = [(i.name, tuple(i.shape), i.dtype.name) for i in wf.tensors()]
         try:
@@ -54,15 +56,16 @@ def spec_cmd(path: Path, convention: str, layout: str | None, seed: int) -> None
         except ValueError as e:
             raise VarscaleError(f"'{path}': {e}") from None
         doc = derived.doc
+        # A comment ends at a newline: names from the file are escaped (ESC, newlines...).
         header = (
-            f"# varscale spec for {path} ({len(doc['tensors'])} tensors, "
+            f"# varscale spec for {printable(path)} ({len(doc['tensors'])} tensors, "
             f"convention {derived.convention})\n"
         )
         header += "".join(f"# {line}\n" for line in derived.notes)
         for name, why in derived.skipped.items():
-            header += f"# left out: {name} ({why})\n"
+            header += f"# left out: {printable(name)} ({why})\n"
         for warning in derived.warnings:
-            stderr_console().print(f"warning: {warning}")
+            stderr_console().print(f"warning: {printable(warning)}")
         click.echo(header + dump_spec(doc), nl=False)
 
 
