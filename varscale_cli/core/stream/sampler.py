@@ -22,6 +22,8 @@ import numpy as np
 
 from ..distributions import Distribution
 from ..dtypes import SAMPLED, numpy_dtype
+from .fused import fused_fill
+from .native import compiled_kernels
 from .philox import raw_bits32, raw_words, stream_key
 from .transforms import Scratch, transform_f32, transform_f64
 
@@ -63,6 +65,10 @@ class TensorSampler:
         if self.dist.kind == "constant":
             out.fill(self.dist.loc)
             return out
+        kernels = None if self.wide else compiled_kernels()
+        if kernels is not None and fused_fill(kernels, self.dist, self.dtype, self._key, start, out):
+            self._clamp(out)  # the whole range in one GIL-free C call
+            return out
         scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
         for lo in range(0, n, scratch.n):
             hi = min(n, lo + scratch.n)
@@ -79,6 +85,9 @@ class TensorSampler:
             transform_f32(self.dist, bits, s, dst)
             if dst is not out:
                 np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
+        self._clamp(out)
+
+    def _clamp(self, out: np.ndarray) -> None:
         if self.dist.kind == "uniform" and self.dist.loc != 0.0:
             # loc + v * half can round up to maxval itself (ties to even); the documented
             # interval is [minval, maxval), so clamp to the float just below, in the stored

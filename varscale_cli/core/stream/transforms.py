@@ -229,17 +229,25 @@ def transform_f32(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndar
         np.add(out, np.float32(dist.loc), out=out)
 
 
+def kernel_constants(dist: Distribution) -> tuple[np.float32, np.float32, np.float32]:
+    """The compiled kernels' float32 constants for ``dist``: (xscale, outscale, bound), the
+    numbers the numpy branch of `transform_f32` multiplies by (uniform: xscale is
+    ``scale * 2^-23``, the others unused)."""
+    if dist.kind == "uniform":
+        one = np.float32(1.0)
+        return np.float32(np.float32(dist.scale) * _F32_STEP), one, one
+    truncated = dist.kind == "truncated_normal"
+    xscale = np.float32(np.float32(co.ERF_SQRT2 if truncated else 1.0) * _F32_STEP)
+    return xscale, np.float32(co.SQRT2 * dist.scale), np.float32(dist.cut * dist.scale)
+
+
 def _compiled_f32(kernels: Kernels, dist: Distribution, bits: np.ndarray, out: np.ndarray) -> None:
     """The same values as the numpy branch of `transform_f32`, from fused loops."""
+    xscale, outscale, bound = kernel_constants(dist)
     if dist.kind == "uniform":
-        kernels.uniform_f32(bits, out, np.float32(np.float32(dist.scale) * _F32_STEP))
+        kernels.uniform_f32(bits, out, xscale)
     else:
-        truncated = dist.kind == "truncated_normal"
-        xscale = np.float32(np.float32(co.ERF_SQRT2 if truncated else 1.0) * _F32_STEP)
-        kernels.normal_f32(
-            bits, out, xscale, np.float32(co.SQRT2 * dist.scale),
-            np.float32(dist.cut * dist.scale), truncated,
-        )
+        kernels.normal_f32(bits, out, xscale, outscale, bound, dist.kind == "truncated_normal")
 
 
 def transform_f64(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndarray) -> None:
