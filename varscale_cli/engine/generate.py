@@ -14,11 +14,12 @@ import numpy as np
 from .. import __version__, formats
 from ..core.dtypes import numpy_dtype
 from ..core.stream import STREAM_ID
-from ..formats.items import WriteItem
+from ..formats.items import WriteItem, check_metadata
 from ..provenance import Provenance
 from ..spec import Spec
 from .atomic import atomic_output
 from .chunks import ChunkEngine
+from .pwrite import covers_file, write_at_offsets
 from .resolve import ResolvedTensor, chunk_jobs
 
 #: Progress callback: a tensor and the bytes of its chunk that was just handed to the writer.
@@ -80,6 +81,17 @@ def write_file(
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
         formats.check_items(fmt, items)
+        check_metadata(metadata)
         planned = formats.planned_size(fmt, items, metadata)
+        # Where the format fixes every byte up front, every worker writes its own chunks at
+        # their offsets (pwrite.py); else one writer streams the chunks in file order.
+        layout_of = formats.get(fmt).layout
+        layout = layout_of(items, metadata) if layout_of is not None else None
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
-            formats.write(fmt, tmp, items, metadata)
+            if layout is not None and covers_file(layout, planned):
+                write_at_offsets(
+                    tmp, layout, tensors, workers=engine.workers,
+                    chunk_elems=engine.chunk_elems, on_chunk=on_chunk,
+                )
+            else:
+                formats.write(fmt, tmp, items, metadata)
