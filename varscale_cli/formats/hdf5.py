@@ -165,7 +165,7 @@ class HDF5File(BaseWeightFile):
             raise self._fail(name, "has no dataspace (an empty HDF5 dataset)")
         attr = _text(ds.attrs.get(DTYPE_ATTR)) if DTYPE_ATTR in ds.attrs else None
         logical: np.dtype | None = None
-        if attr in LOGICAL_DTYPES:
+        if attr is not None and attr in LOGICAL_DTYPES:
             logical = LOGICAL_DTYPES[attr]
             if dt.kind not in "uiV" or dt.itemsize != logical.itemsize:
                 raise self._fail(name, f"is stored as {dt}, which cannot hold {attr} bit patterns")
@@ -340,7 +340,7 @@ def _create_dataset(f: h5py.File, item: WriteItem) -> h5py.Dataset:
     ds = group.create_dataset(leaf, shape=item.shape, dtype=item.dtype, track_times=False)
     for key in sorted(item.attrs):
         ds.attrs[key] = item.attrs[key]
-    if item.dtype == LOGICAL_DTYPES["bfloat16"]:
+    if item.dtype.name == "bfloat16":  # by name: comparing dtypes would import ml_dtypes
         ds.attrs[DTYPE_ATTR] = "bfloat16"
     return ds
 

@@ -317,7 +317,8 @@ _END_OVERHEAD = 56 + 20 + 22
 
 def stored_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype an item is stored as: bfloat16 as its uint16 bit pattern, others as is."""
-    return np.dtype("<u2") if dtype == LOGICAL_DTYPES["bfloat16"] else dtype.newbyteorder("<")
+    # By name: comparing with the bfloat16 dtype would import ml_dtypes for every run.
+    return np.dtype("<u2") if dtype.name == "bfloat16" else dtype.newbyteorder("<")
 
 
 def manifest_text(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> str:
