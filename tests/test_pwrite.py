@@ -20,6 +20,7 @@ from varscale_cli.core.stream import native_path
 from varscale_cli.engine import pwrite
 from varscale_cli.engine.chunks import ChunkEngine
 from varscale_cli.engine.generate import provenance, write_file, write_items
+from varscale_cli.engine.postcheck import ChunkRecorder
 from varscale_cli.engine.resolve import ResolvedTensor, resolve
 from varscale_cli.spec import parse_spec
 
@@ -140,3 +141,73 @@ def test_a_worker_error_stops_every_worker(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(OSError, match="No space"):
         _placed(tmp_path, tensors, metadata, 3, 100)
     assert threading.active_count() == before
+
+
+# --- the post-write check (engine/postcheck.py) ------------------------------------------------
+
+
+def _recorded(tmp_path: Path, workers: int = 2) -> tuple[Path, ChunkRecorder]:
+    tensors, metadata = _resolved()
+    out = tmp_path / f"rec-{workers}.safetensors"
+    recorder = write_file(
+        tensors, metadata, out, "safetensors", force=True, workers=workers, fsync=False,
+        record=True,
+    )
+    assert recorder is not None
+    return out, recorder
+
+
+def test_recorded_summaries_give_the_read_back_report(tmp_path: Path) -> None:
+    """The report from the chunks as written equals the report of the file read back, up to
+    float64 summation order (the merge granularity differs) and verdict for verdict."""
+    from varscale_cli import stats
+    from varscale_cli.formats import open_weights
+
+    for workers in (1, 3):
+        out, recorder = _recorded(tmp_path, workers)
+        recorder.prove_written(out)
+        with open_weights(out) as wf:
+            targets = stats.targets_from_provenance(wf.metadata) or {}
+            fast = stats.check_file(wf, targets, summaries=lambda n, wf=wf, r=recorder: r.summary_for(n, wf))
+            slow = stats.check_file(wf, targets)
+        assert fast.ok and slow.ok
+        for a, b in zip(fast.tensors, slow.tensors, strict=True):
+            assert (a.name, a.verdict, a.zeros, a.nans, a.out_of_bound) == (b.name, b.verdict, b.zeros, b.nans, b.out_of_bound)
+            assert (a.min, a.max) == (b.min, b.max)
+            if b.mean is not None:
+                assert a.mean == pytest.approx(b.mean, rel=1e-9, abs=1e-15)
+                assert a.std == pytest.approx(b.std, rel=1e-9)
+            for key, t in (b.tests or {}).items():  # the same KS subsample, same statistics
+                assert a.tests[key]["statistic"] == pytest.approx(t["statistic"], rel=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "header"])
+def test_a_file_that_lost_its_bytes_fails_the_proof(tmp_path: Path, damage: str) -> None:
+    from varscale_cli.errors import CheckFailed
+
+    out, recorder = _recorded(tmp_path)
+    data = bytearray(out.read_bytes())
+    span = recorder.layout.tensors[0]
+    if damage == "flip":  # a byte of a tensor's first chunk (always read back)
+        data[span.offset + 5] ^= 0x40
+    elif damage == "truncate":
+        del data[-3:]
+    else:
+        data[10] ^= 0x01
+    out.write_bytes(bytes(data))
+    with pytest.raises(CheckFailed, match="differ|holds"):
+        recorder.prove_written(out)
+
+
+def test_generate_cli_checks_without_reading_everything(tmp_path: Path) -> None:
+    """The CLI's default check passes on a good file; the streamed formats still read back."""
+    from click.testing import CliRunner
+
+    from varscale_cli.cli import cli
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    for suffix in ("safetensors", "npz"):
+        res = CliRunner().invoke(cli, ["generate", str(spec), "-o", str(tmp_path / f"c.{suffix}"), "--workers", "2"])
+        assert res.exit_code == 0, res.output
+        assert "pass" in res.output or "ok" in res.output.lower()

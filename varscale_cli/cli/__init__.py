@@ -7,6 +7,7 @@ _console.py holds what they share (consoles, exit codes, the progress bar).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from .verify import verify_cmd
 
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
     from ..core.initializers import Initializer
+    from ..engine.postcheck import ChunkRecorder
     from ..engine.resolve import ResolvedTensor
     from ..stats import FileReport
 
@@ -147,9 +149,9 @@ def generate(
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
         with _progress(quiet, len(tensors), total) as advance:
-            gen.write_file(
+            recorded = gen.write_file(
                 tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance,
-                fsync=not no_fsync,
+                fsync=not no_fsync, record=not no_check,
             )
         seconds = time.perf_counter() - started
         if not quiet:
@@ -159,7 +161,7 @@ def generate(
                 f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
             )
         if not no_check:
-            _check_written(output, quiet, report_path)
+            _check_written(output, quiet, report_path, recorded)
 
 
 def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
@@ -183,14 +185,22 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
 
 
-def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
+def _check_written(
+    path: Path, quiet: bool, report_path: Path | None, recorded: ChunkRecorder | None = None
+) -> None:
+    """The statistical check of a written file: of the values as they were written when the
+    parallel writer recorded them (after proving the file holds them, engine/postcheck.py),
+    else of the file read back."""
     from .. import stats
     from ..formats import open_weights
     from ..stats.render import summary_line
 
+    if recorded is not None:
+        recorded.prove_written(path)
     with open_weights(path) as wf:
         targets = stats.targets_from_provenance(wf.metadata) or {}
-        report = stats.check_file(wf, targets, workers=_cores())
+        summaries = None if recorded is None else functools.partial(recorded.summary_for, wf=wf)
+        report = stats.check_file(wf, targets, workers=_cores(), summaries=summaries)
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:

@@ -19,6 +19,7 @@ from ..provenance import Provenance
 from ..spec import Spec
 from .atomic import atomic_output
 from .chunks import ChunkEngine
+from .postcheck import ChunkRecorder
 from .pwrite import covers_file, write_at_offsets
 from .resolve import ResolvedTensor, chunk_jobs
 
@@ -75,9 +76,15 @@ def write_file(
     workers: int,
     on_chunk: OnChunk | None = None,
     fsync: bool = True,
-) -> None:
+    record: bool = False,
+) -> ChunkRecorder | None:
     """Sample ``tensors`` on ``workers`` threads and write them atomically to ``path``
-    (``fsync=False``: atomic for other processes, not durable across a power loss)."""
+    (``fsync=False``: atomic for other processes, not durable across a power loss).
+
+    With ``record``, returns what the post-write check needs from the chunks as they were
+    written (postcheck.py) when the parallel writer ran; None when a format's streaming
+    writer ran (then the check reads the file)."""
+    recorder = None
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
         formats.check_items(fmt, items)
@@ -89,9 +96,11 @@ def write_file(
         layout = layout_of(items, metadata) if layout_of is not None else None
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
             if layout is not None and covers_file(layout, planned):
+                recorder = ChunkRecorder(layout, tensors) if record else None
                 write_at_offsets(
                     tmp, layout, tensors, workers=engine.workers,
-                    chunk_elems=engine.chunk_elems, on_chunk=on_chunk,
+                    chunk_elems=engine.chunk_elems, on_chunk=on_chunk, recorder=recorder,
                 )
             else:
                 formats.write(fmt, tmp, items, metadata)
+    return recorder

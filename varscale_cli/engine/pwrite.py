@@ -19,7 +19,9 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -31,6 +33,14 @@ from .resolve import ResolvedTensor, chunk_jobs
 
 #: A tensor and the bytes of one of its chunks that just reached the file.
 OnChunk = Callable[[ResolvedTensor, int], None]
+
+
+class Recorder(Protocol):
+    """Sees each chunk right after it is written (from the worker thread)."""
+
+    def record(
+        self, t: ResolvedTensor, index: int, first: int, offset: int, values: np.ndarray
+    ) -> None: ...
 
 
 def covers_file(layout: ByteLayout, size: int) -> bool:
@@ -46,18 +56,29 @@ def covers_file(layout: ByteLayout, size: int) -> bool:
     return pos == size
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Chunk job ``index`` of tensor ``t``: elements ``first ..`` of it, at file ``offset``."""
+
+    t: ResolvedTensor
+    job: ChunkJob
+    index: int
+    first: int
+    offset: int
+
+
 def _placed_jobs(
     layout: ByteLayout, tensors: Sequence[ResolvedTensor], chunk_elems: int
-) -> Iterator[tuple[ResolvedTensor, ChunkJob, int]]:
+) -> Iterator[Placed]:
     """Every chunk job of every tensor with the file offset of its first byte, in file order."""
     by_name = {t.name: t for t in tensors}
     for span in layout.tensors:
         t = by_name[span.name]
         itemsize = numpy_dtype(t.plan.dtype).itemsize
-        pos = span.offset
-        for job in chunk_jobs(t, chunk_elems):
-            yield t, job, pos
-            pos += job.count * itemsize
+        first = 0
+        for index, job in enumerate(chunk_jobs(t, chunk_elems)):
+            yield Placed(t, job, index, first, span.offset + first * itemsize)
+            first += job.count
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
@@ -76,10 +97,12 @@ def write_at_offsets(
     workers: int,
     chunk_elems: int,
     on_chunk: OnChunk | None = None,
+    recorder: Recorder | None = None,
 ) -> None:
     """Write the file ``layout`` describes at ``path`` (an existing, empty temp file) on
     ``workers`` threads. Progress, Ctrl-C and worker errors are handled on the calling thread:
-    an exception there (or in any worker) stops every worker before it propagates."""
+    an exception there (or in any worker) stops every worker before it propagates.
+    ``recorder`` sees every chunk right after it is written (postcheck.ChunkRecorder)."""
     jobs = _placed_jobs(layout, tensors, chunk_elems)
     lock = threading.Lock()
     stop = threading.Event()
@@ -96,14 +119,15 @@ def write_at_offsets(
                     nxt = next(jobs, None)
                 if nxt is None:
                     return
-                t, job, offset = nxt
-                dtype = t.plan.dtype
+                dtype = nxt.t.plan.dtype
                 buf = buffers.get(dtype)
                 if buf is None:
                     buf = buffers[dtype] = np.empty(chunk_elems, numpy_dtype(dtype))
-                values = job.fill(buf, scratch)
-                _pwrite_all(fd, values.view(np.uint8).data, offset)
-                done.put((t, values.nbytes))
+                values = nxt.job.fill(buf, scratch)
+                _pwrite_all(fd, values.view(np.uint8).data, nxt.offset)
+                if recorder is not None:
+                    recorder.record(nxt.t, nxt.index, nxt.first, nxt.offset, values)
+                done.put((nxt.t, values.nbytes))
         except BaseException as exc:  # reported and re-raised on the calling thread
             errors.append(exc)
             stop.set()

@@ -21,7 +21,7 @@ from ..core.dtypes import is_float, name_of
 from ..errors import SpecError
 from ..formats.base import TensorInfo, WeightFile
 from .law import Law, round_to, stored_bounds, stored_law
-from .summary import KS_MAX, summarize
+from .summary import KS_MAX, Summary, summarize
 from .targets import Target
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS, TESTS, StatTest, StatTestResult, run_tests
 
@@ -194,6 +194,7 @@ def check_tensor(
     *,
     n_tests: int = len(TESTS),
     alpha: float = DEFAULT_ALPHA,
+    summary: Callable[[float, float, int], Summary] | None = None,
 ) -> TensorReport:
     """Read one tensor once and judge it against ``target``.
 
@@ -206,6 +207,8 @@ def check_tensor(
         n_tests: size of the Bonferroni family this tensor's tests belong to; each test runs
             at level ``alpha / n_tests``.
         alpha: family-wise level.
+        summary: instead of reading ``chunks_factory``, the tensor's `Summary` for the
+            given (lo, hi, subsample size), taken elsewhere (generate's post-write check).
 
     Returns:
         The tensor's report; ``ok`` is False only for verdict ``fail``.
@@ -246,7 +249,11 @@ def check_tensor(
             tested = count >= MIN_COUNT and law.var > 0
             rep.test_level = alpha / n_tests if tested else None
 
-    s = summarize(chunks_factory(), count=count, lo=lo, hi=hi, sample_size=KS_MAX if tested else 0)
+    sample_size = KS_MAX if tested else 0
+    if summary is not None:
+        s = summary(lo, hi, sample_size)
+    else:
+        s = summarize(chunks_factory(), count=count, lo=lo, hi=hi, sample_size=sample_size)
     if s.n:
         rep.mean, rep.std, rep.min, rep.max = s.mean, s.std, s.min, s.max
         rep.kurtosis = s.kurtosis
@@ -305,6 +312,7 @@ def check_file(
     chunk_elems: int | None = STATS_CHUNK_ELEMS,
     progress: Callable[[TensorInfo], None] | None = None,
     workers: int = 1,
+    summaries: Callable[[str], Callable[[float, float, int], Summary]] | None = None,
 ) -> FileReport:
     """Check every tensor of ``wf``; tensors without an entry in ``targets`` get moments only.
 
@@ -320,6 +328,8 @@ def check_file(
         progress: called with each tensor's info before it is read.
         workers: tensors checked in parallel threads, for readers that declare
             ``thread_safe`` (positional reads); numpy releases the GIL in the reductions.
+        summaries: tensor name -> `check_tensor`'s ``summary`` (values already summarised
+            while they were written), instead of reading the tensors.
     """
     _check_alpha(alpha)
     infos = wf.tensors()
@@ -336,6 +346,7 @@ def check_file(
         return check_tensor(
             info.name, info.shape, info.dtype, factory, targets.get(info.name),
             n_tests=family, alpha=alpha,
+            summary=None if summaries is None else summaries(info.name),
         )
 
     if workers > 1 and getattr(wf, "thread_safe", False):

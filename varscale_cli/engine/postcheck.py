@@ -1,0 +1,131 @@
+"""generate's post-write check without reading the whole file back.
+
+The statistics of a tensor are those of the values the workers produced, so they are taken
+from each chunk right after it is written, while it is in cache (`ChunkRecorder.record`: the
+native moments kernel and the stratified KS subsample, per chunk, merged in chunk order at
+the end, as `stats.summarize` merges its chunks). What the check must still prove is that the
+file holds those chunks. Every value is a deterministic function of its index, so the ways a
+correct run can still leave a wrong file are I/O-level: a write at the wrong offset, a short
+or lost write, a truncated or foreign file. `prove_written` rules those out at a fraction of a
+full read: the file's size; its header byte for byte; and a CRC-32 of every sampled chunk as
+read back against the CRC-32 of the bytes the worker wrote: each tensor's first and last
+chunk (its offsets and extent) and evenly spaced chunks between them, about one in
+`SAMPLE_EVERY`. The reader then opens the file (its parser checks the header against the
+size) and `stats.check_file` judges the recorded summaries. A tensor whose recorded extremes
+leave its bound is re-read from the file for the exact out-of-bound count (a failing file
+only). `varscale verify` still regenerates and compares every value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.stream import compiled_kernels
+from ..errors import CheckFailed
+from ..formats.base import WeightFile
+from ..formats.description import ByteLayout
+from ..stats.report import STATS_CHUNK_ELEMS
+from ..stats.summary import KS_MAX, Summary, subsample_positions, summarize
+from .resolve import ResolvedTensor
+
+#: About one chunk in this many is read back and compared (plus each tensor's first and last).
+SAMPLE_EVERY = 16
+
+
+@dataclass
+class _Chunk:
+    offset: int
+    nbytes: int
+    crc: int
+    summary: Summary
+
+
+class ChunkRecorder:
+    """Collects, per tensor and chunk, the written bytes' CRC-32 and their `Summary`
+    (thread-safe: the pwrite workers call `record`)."""
+
+    def __init__(self, layout: ByteLayout, tensors: Sequence[ResolvedTensor]) -> None:
+        self.layout = layout
+        self._positions = {t.name: subsample_positions(t.count, KS_MAX) for t in tensors}
+        self._chunks: dict[str, dict[int, _Chunk]] = {t.name: {} for t in tensors}
+        self._lock = threading.Lock()
+        self._kernels = compiled_kernels()
+
+    def record(
+        self, t: ResolvedTensor, index: int, first: int, offset: int, values: np.ndarray
+    ) -> None:
+        """Chunk ``index`` of ``t``: ``values`` are elements ``first ..`` of the tensor, written
+        at ``offset``. zlib.crc32 and the moments kernel release the GIL."""
+        s = Summary()
+        s.add(values, -math.inf, math.inf, self._kernels)
+        pos = self._positions[t.name]
+        i0, i1 = np.searchsorted(pos, (first, first + values.shape[0]))
+        s.sample = values[pos[i0:i1] - first].astype(np.float64)
+        crc = zlib.crc32(values.view(np.uint8).data)
+        with self._lock:
+            self._chunks[t.name][index] = _Chunk(offset, values.nbytes, crc, s)
+
+    def summary_for(self, name: str, wf: WeightFile) -> Callable[[float, float, int], Summary]:
+        """`stats.check_tensor`'s ``summary``: the recorded one, unless its extremes leave
+        [lo, hi] (then the tensor is re-read from ``wf`` for exact counts)."""
+
+        def summary(lo: float, hi: float, sample_size: int) -> Summary:
+            chunks = self._chunks[name]
+            total = Summary()
+            picked = []
+            for i in range(len(chunks)):
+                total.combine(chunks[i].summary)
+                picked.append(chunks[i].summary.sample)
+            if total.n and (total.min < lo or total.max > hi):
+                count = sum(c.summary.count for c in chunks.values())
+                return summarize(
+                    wf.iter_chunks(name, STATS_CHUNK_ELEMS), count=count, lo=lo, hi=hi,
+                    sample_size=sample_size,
+                )
+            total.sample = np.concatenate(picked) if picked and sample_size else np.empty(0)
+            return total
+
+        return summary
+
+    def prove_written(self, path: Path) -> None:
+        """The file's size, header and sampled chunks are the ones written (CheckFailed if not)."""
+        layout = self.layout
+        size = len(layout.header) + sum(s.nbytes for s in layout.tensors)
+        with open(path, "rb", buffering=0) as f:
+            fd = f.fileno()
+            actual = os.fstat(fd).st_size
+            if actual != size:
+                raise CheckFailed(f"'{path}' holds {actual} bytes, but {size} were written")
+            if os.pread(fd, len(layout.header), 0) != layout.header:
+                raise CheckFailed(f"'{path}': the header read back differs from the one written")
+            for name, chunks in self._chunks.items():
+                n = len(chunks)
+                picks = {0, n - 1} | set(range(0, n, SAMPLE_EVERY)) if n else set()
+                for i in sorted(picks):
+                    c = chunks[i]
+                    data = _pread_all(fd, c.nbytes, c.offset)
+                    if zlib.crc32(data) != c.crc:
+                        raise CheckFailed(
+                            f"'{path}': tensor '{name}' bytes {c.offset}..{c.offset + c.nbytes} "
+                            "read back differ from the bytes written"
+                        )
+
+
+def _pread_all(fd: int, nbytes: int, offset: int) -> bytes:
+    parts = []
+    while nbytes:
+        part = os.pread(fd, nbytes, offset)
+        if not part:
+            break
+        parts.append(part)
+        nbytes -= len(part)
+        offset += len(part)
+    return b"".join(parts)
