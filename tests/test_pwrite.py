@@ -166,11 +166,10 @@ def test_recorded_summaries_give_the_read_back_report(tmp_path: Path) -> None:
     for workers in (1, 3):
         out, recorder = _recorded(tmp_path, workers)
         recorder.prove_written(out)
+        fast = recorder.report(out)
         with open_weights(out) as wf:
-            targets = stats.targets_from_provenance(wf.metadata) or {}
-            fast = stats.check_file(wf, targets, summaries=lambda n, wf=wf, r=recorder: r.summary_for(n, wf))
-            slow = stats.check_file(wf, targets)
-        assert fast.ok and slow.ok
+            slow = stats.check_file(wf, stats.targets_from_provenance(wf.metadata) or {})
+        assert fast.ok and slow.ok and fast.family_size == slow.family_size
         for a, b in zip(fast.tensors, slow.tensors, strict=True):
             assert (a.name, a.verdict, a.zeros, a.nans, a.out_of_bound) == (b.name, b.verdict, b.zeros, b.nans, b.out_of_bound)
             assert (a.min, a.max) == (b.min, b.max)
@@ -211,3 +210,30 @@ def test_generate_cli_checks_without_reading_everything(tmp_path: Path) -> None:
         res = CliRunner().invoke(cli, ["generate", str(spec), "-o", str(tmp_path / f"c.{suffix}"), "--workers", "2"])
         assert res.exit_code == 0, res.output
         assert "pass" in res.output or "ok" in res.output.lower()
+
+
+def test_a_tensor_beyond_its_bound_is_re_read_for_exact_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values the check must count exactly (here: out of bound) come from the file itself."""
+    from varscale_cli.stats import law
+
+    real = law.stored_bounds
+
+    def tight(dist, dtype):  # type: ignore[no-untyped-def]
+        lo, hi, bound = real(dist, dtype)
+        return lo / 2, hi / 2, bound
+
+    import varscale_cli.stats.report as report_module
+
+    monkeypatch.setattr(report_module, "stored_bounds", tight)
+    out, recorder = _recorded(tmp_path)
+    rep = recorder.report(out)
+    a = next(r for r in rep.tensors if r.name == "a/kernel")
+    assert a.verdict == "fail" and a.out_of_bound > 0
+    from varscale_cli import stats
+    from varscale_cli.formats import open_weights
+
+    with open_weights(out) as wf:
+        slow = stats.check_file(wf, stats.targets_from_provenance(wf.metadata) or {})
+    assert a.out_of_bound == next(r for r in slow.tensors if r.name == "a/kernel").out_of_bound

@@ -96,7 +96,7 @@ def write_file(
         layout = layout_of(items, metadata) if layout_of is not None else None
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
             if layout is not None and covers_file(layout, planned):
-                recorder = ChunkRecorder(layout, tensors) if record else None
+                recorder = ChunkRecorder(layout, tensors, metadata, tmp) if record else None
                 write_at_offsets(
                     tmp, layout, tensors, workers=engine.workers,
                     chunk_elems=engine.chunk_elems, on_chunk=on_chunk, recorder=recorder,

@@ -11,9 +11,11 @@ full read: the file's size; its header byte for byte; and a CRC-32 of every samp
 read back against the CRC-32 of the bytes the worker wrote: each tensor's first and last
 chunk (its offsets and extent) and evenly spaced chunks between them, about one in
 `SAMPLE_EVERY`. The reader then opens the file (its parser checks the header against the
-size) and `stats.check_file` judges the recorded summaries. A tensor whose recorded extremes
-leave its bound is re-read from the file for the exact out-of-bound count (a failing file
-only). `varscale verify` still regenerates and compares every value.
+size). Each tensor is judged (`stats.check_tensor`, the same family and targets as
+`stats.check_file`) as soon as its last chunk is recorded, so only unfinished tensors'
+subsamples are held. A tensor whose recorded extremes leave its bound is re-read from the
+file for the exact out-of-bound count (a failing file only). `varscale verify` still
+regenerates and compares every value.
 """
 
 from __future__ import annotations
@@ -22,17 +24,18 @@ import math
 import os
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import stats
+from ..core.dtypes import numpy_dtype
 from ..core.stream import compiled_kernels
 from ..errors import CheckFailed
-from ..formats.base import WeightFile
 from ..formats.description import ByteLayout
-from ..stats.report import STATS_CHUNK_ELEMS
+from ..stats.report import DEFAULT_ALPHA, FileReport, TensorReport, check_tensor, family_size
 from ..stats.summary import KS_MAX, Summary, subsample_positions, summarize
 from .resolve import ResolvedTensor
 
@@ -49,13 +52,25 @@ class _Chunk:
 
 
 class ChunkRecorder:
-    """Collects, per tensor and chunk, the written bytes' CRC-32 and their `Summary`
-    (thread-safe: the pwrite workers call `record`)."""
+    """Collects, per tensor and chunk, the written bytes' CRC-32 and their `Summary`, and
+    judges each tensor as soon as its last chunk is in (so at most the unfinished tensors'
+    subsamples are held: memory stays flat). Thread-safe: the pwrite workers call `record`."""
 
-    def __init__(self, layout: ByteLayout, tensors: Sequence[ResolvedTensor]) -> None:
+    def __init__(
+        self, layout: ByteLayout, tensors: Sequence[ResolvedTensor], metadata: Mapping[str, str],
+        path: Path,
+    ) -> None:
         self.layout = layout
-        self._positions = {t.name: subsample_positions(t.count, KS_MAX) for t in tensors}
+        self.path = path  # the file being written (re-read for exact out-of-bound counts)
+        self._tensors = list(tensors)
+        self._targets = stats.targets_from_provenance(metadata) or {}
+        self._family = family_size(
+            (t.count, numpy_dtype(t.plan.dtype), self._targets.get(t.name)) for t in tensors
+        )
+        self._positions: dict[str, np.ndarray] = {}  # of the tensors in progress only
         self._chunks: dict[str, dict[int, _Chunk]] = {t.name: {} for t in tensors}
+        self._left = {t.name: t.count for t in tensors}
+        self._reports: dict[str, TensorReport] = {}
         self._lock = threading.Lock()
         self._kernels = compiled_kernels()
 
@@ -66,34 +81,71 @@ class ChunkRecorder:
         at ``offset``. zlib.crc32 and the moments kernel release the GIL."""
         s = Summary()
         s.add(values, -math.inf, math.inf, self._kernels)
-        pos = self._positions[t.name]
+        with self._lock:
+            pos = self._positions.get(t.name)
+            if pos is None:
+                pos = self._positions[t.name] = subsample_positions(t.count, KS_MAX)
         i0, i1 = np.searchsorted(pos, (first, first + values.shape[0]))
         s.sample = values[pos[i0:i1] - first].astype(np.float64)
         crc = zlib.crc32(values.view(np.uint8).data)
         with self._lock:
             self._chunks[t.name][index] = _Chunk(offset, values.nbytes, crc, s)
+            self._left[t.name] -= values.shape[0]
+            complete = self._left[t.name] == 0
+        if complete:
+            self._judge(t)
 
-    def summary_for(self, name: str, wf: WeightFile) -> Callable[[float, float, int], Summary]:
-        """`stats.check_tensor`'s ``summary``: the recorded one, unless its extremes leave
-        [lo, hi] (then the tensor is re-read from ``wf`` for exact counts)."""
+    def _judge(self, t: ResolvedTensor) -> None:
+        chunks = self._chunks[t.name]
+        total = Summary()
+        picked = []
+        for i in range(len(chunks)):
+            total.combine(chunks[i].summary)
+            picked.append(chunks[i].summary.sample)
+        total.sample = np.concatenate(picked) if picked else np.empty(0)
 
         def summary(lo: float, hi: float, sample_size: int) -> Summary:
-            chunks = self._chunks[name]
-            total = Summary()
-            picked = []
-            for i in range(len(chunks)):
-                total.combine(chunks[i].summary)
-                picked.append(chunks[i].summary.sample)
             if total.n and (total.min < lo or total.max > hi):
-                count = sum(c.summary.count for c in chunks.values())
-                return summarize(
-                    wf.iter_chunks(name, STATS_CHUNK_ELEMS), count=count, lo=lo, hi=hi,
-                    sample_size=sample_size,
-                )
-            total.sample = np.concatenate(picked) if picked and sample_size else np.empty(0)
+                return summarize(self._reread(t), count=t.count, lo=lo, hi=hi, sample_size=sample_size)
+            if not sample_size:
+                total.sample = np.empty(0)
             return total
 
-        return summary
+        rep = check_tensor(
+            t.name, t.plan.shape, numpy_dtype(t.plan.dtype), lambda: iter(()),
+            self._targets.get(t.name), n_tests=self._family, summary=summary,
+        )
+        with self._lock:
+            self._reports[t.name] = rep
+            self._positions.pop(t.name, None)
+            for c in chunks.values():
+                c.summary = _EMPTY  # the subsample is no longer needed
+
+    def _reread(self, t: ResolvedTensor) -> Iterator[np.ndarray]:
+        """The tensor's values from the file, chunk by chunk (a failing tensor only)."""
+        dtype = numpy_dtype(t.plan.dtype)
+        chunks = self._chunks[t.name]
+        with open(self.path, "rb", buffering=0) as f:
+            for i in range(len(chunks)):
+                c = chunks[i]
+                yield np.frombuffer(_pread_all(f.fileno(), c.nbytes, c.offset), dtype=dtype)
+
+    def report(self, path: Path) -> FileReport:
+        """The file's report, tensors in file order (empty tensors judged here)."""
+        by_name = {t.name: t for t in self._tensors}
+        reports = []
+        for span in self.layout.tensors:
+            t = by_name[span.name]
+            if span.name not in self._reports:  # no chunk: an empty tensor
+                self._reports[span.name] = check_tensor(
+                    t.name, t.plan.shape, numpy_dtype(t.plan.dtype), lambda: iter(()),
+                    self._targets.get(t.name), n_tests=self._family,
+                )
+            reports.append(self._reports[span.name])
+        return FileReport(
+            tensors=reports, ok=all(r.ok for r in reports), alpha=DEFAULT_ALPHA,
+            family_size=self._family, missing=[], path=str(path),
+        )
 
     def prove_written(self, path: Path) -> None:
         """The file's size, header and sampled chunks are the ones written (CheckFailed if not)."""
@@ -117,6 +169,9 @@ class ChunkRecorder:
                             f"'{path}': tensor '{name}' bytes {c.offset}..{c.offset + c.nbytes} "
                             "read back differ from the bytes written"
                         )
+
+
+_EMPTY = Summary()
 
 
 def _pread_all(fd: int, nbytes: int, offset: int) -> bytes:

@@ -181,6 +181,12 @@ def _will_test(count: int, dtype: np.dtype, target: Target | None) -> bool:
     )
 
 
+def family_size(tensors: Iterable[tuple[int, np.dtype, Target | None]]) -> int:
+    """The Bonferroni family of a file whose tensors have these (count, dtype, target): every
+    test of every tensor that will be tested."""
+    return max(1, sum(_will_test(c, d, t) for c, d, t in tensors) * len(TESTS))
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
@@ -312,7 +318,6 @@ def check_file(
     chunk_elems: int | None = STATS_CHUNK_ELEMS,
     progress: Callable[[TensorInfo], None] | None = None,
     workers: int = 1,
-    summaries: Callable[[str], Callable[[float, float, int], Summary]] | None = None,
 ) -> FileReport:
     """Check every tensor of ``wf``; tensors without an entry in ``targets`` get moments only.
 
@@ -328,13 +333,10 @@ def check_file(
         progress: called with each tensor's info before it is read.
         workers: tensors checked in parallel threads, for readers that declare
             ``thread_safe`` (positional reads); numpy releases the GIL in the reductions.
-        summaries: tensor name -> `check_tensor`'s ``summary`` (values already summarised
-            while they were written), instead of reading the tensors.
     """
     _check_alpha(alpha)
     infos = wf.tensors()
-    n_tested = sum(_will_test(i.count, i.dtype, targets.get(i.name)) for i in infos)
-    family = max(1, n_tested * len(TESTS))
+    family = family_size((i.count, i.dtype, targets.get(i.name)) for i in infos)
 
     def one(info: TensorInfo) -> TensorReport:
         if progress is not None:
@@ -346,7 +348,6 @@ def check_file(
         return check_tensor(
             info.name, info.shape, info.dtype, factory, targets.get(info.name),
             n_tests=family, alpha=alpha,
-            summary=None if summaries is None else summaries(info.name),
         )
 
     if workers > 1 and getattr(wf, "thread_safe", False):
