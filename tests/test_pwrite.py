@@ -180,15 +180,18 @@ def test_recorded_summaries_give_the_read_back_report(tmp_path: Path) -> None:
                 assert a.tests[key]["statistic"] == pytest.approx(t["statistic"], rel=1e-6)
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "header"])
+@pytest.mark.parametrize("damage", ["flip", "flip-tail", "truncate", "header"])
 def test_a_file_that_lost_its_bytes_fails_the_proof(tmp_path: Path, damage: str) -> None:
     from varscale_cli.errors import CheckFailed
 
     out, recorder = _recorded(tmp_path)
     data = bytearray(out.read_bytes())
     span = recorder.layout.tensors[0]
-    if damage == "flip":  # a byte of a tensor's first chunk (always read back)
+    if damage == "flip":  # a byte in a chunk's first page (every chunk's edges are read back)
         data[span.offset + 5] ^= 0x40
+    elif damage == "flip-tail":  # the last byte of the last tensor
+        last = max(recorder.layout.tensors, key=lambda t: t.offset)
+        data[last.offset + last.nbytes - 1] ^= 0x01
     elif damage == "truncate":
         del data[-3:]
     else:

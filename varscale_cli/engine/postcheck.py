@@ -3,15 +3,17 @@
 The statistics of a tensor are those of the values the workers produced, so they are taken
 from each chunk right after it is written, while it is in cache (`ChunkRecorder.record`: the
 native moments kernel and the stratified KS subsample, per chunk, merged in chunk order at
-the end, as `stats.summarize` merges its chunks). What the check must still prove is that the
-file holds those chunks. Every value is a deterministic function of its index, so the ways a
-correct run can still leave a wrong file are I/O-level: a write at the wrong offset, a short
-or lost write, a truncated or foreign file. `prove_written` rules those out at a fraction of a
-full read: the file's size; its header byte for byte; and a CRC-32 of every sampled chunk as
-read back against the CRC-32 of the bytes the worker wrote: each tensor's first and last
-chunk (its offsets and extent) and evenly spaced chunks between them, about one in
-`SAMPLE_EVERY`. The reader then opens the file (its parser checks the header against the
-size). Each tensor is judged (`stats.check_tensor`, the same family and targets as
+the end, as `stats.summarize` merges its chunks).
+
+What the check must still prove is that the file holds those chunks. Every value is a
+deterministic function of its index, so the ways a correct run can still leave a wrong file
+are I/O-level: a write at the wrong offset, a short or lost write, a truncated or foreign
+file. `prove_written` rules those out while reading about 2 % of the file: its size;
+its header byte for byte; the first and last `EDGE` bytes of every chunk (a chunk written
+at the wrong place, short or not at all changes them), compared by CRC-32 with the bytes the
+worker wrote; and the whole of about one chunk in `SAMPLE_EVERY` (corruption inside a
+chunk). The reader then opens the file (its parser checks the header against the size).
+Each tensor is judged (`stats.check_tensor`, the same family and targets as
 `stats.check_file`) as soon as its last chunk is recorded, so only unfinished tensors'
 subsamples are held. A tensor whose recorded extremes leave its bound is re-read from the
 file for the exact out-of-bound count (a failing file only). `varscale verify` still
@@ -39,16 +41,26 @@ from ..stats.report import DEFAULT_ALPHA, FileReport, TensorReport, check_tensor
 from ..stats.summary import KS_MAX, Summary, subsample_positions, summarize
 from .resolve import ResolvedTensor
 
-#: About one chunk in this many is read back and compared (plus each tensor's first and last).
-SAMPLE_EVERY = 16
+#: Bytes read back at each end of every chunk: one 4 KiB page.
+EDGE = 4096
+#: About one chunk in this many, across the file, is read back whole.
+SAMPLE_EVERY = 64
 
 
 @dataclass
 class _Chunk:
     offset: int
     nbytes: int
-    crc: int
+    crc: int  # of the whole chunk when `whole`, else of its first and last EDGE bytes
+    whole: bool
     summary: Summary
+
+
+def _edges(data: memoryview | bytes) -> int:
+    """CRC-32 of a chunk's first and last EDGE bytes (all of it when shorter)."""
+    if len(data) <= 2 * EDGE:
+        return zlib.crc32(data)
+    return zlib.crc32(data[-EDGE:], zlib.crc32(data[:EDGE]))
 
 
 class ChunkRecorder:
@@ -87,9 +99,12 @@ class ChunkRecorder:
                 pos = self._positions[t.name] = subsample_positions(t.count, KS_MAX)
         i0, i1 = np.searchsorted(pos, (first, first + values.shape[0]))
         s.sample = values[pos[i0:i1] - first].astype(np.float64)
-        crc = zlib.crc32(values.view(np.uint8).data)
+        data = values.view(np.uint8).data
+        # A fixed pseudo-random one chunk in SAMPLE_EVERY across the file, picked by offset.
+        whole = zlib.crc32(offset.to_bytes(8, "little")) % SAMPLE_EVERY == 0
+        crc = zlib.crc32(data) if whole else _edges(data)
         with self._lock:
-            self._chunks[t.name][index] = _Chunk(offset, values.nbytes, crc, s)
+            self._chunks[t.name][index] = _Chunk(offset, values.nbytes, crc, whole, s)
             self._left[t.name] -= values.shape[0]
             complete = self._left[t.name] == 0
         if complete:
@@ -159,12 +174,15 @@ class ChunkRecorder:
             if os.pread(fd, len(layout.header), 0) != layout.header:
                 raise CheckFailed(f"'{path}': the header read back differs from the one written")
             for name, chunks in self._chunks.items():
-                n = len(chunks)
-                picks = {0, n - 1} | set(range(0, n, SAMPLE_EVERY)) if n else set()
-                for i in sorted(picks):
-                    c = chunks[i]
-                    data = _pread_all(fd, c.nbytes, c.offset)
-                    if zlib.crc32(data) != c.crc:
+                for c in chunks.values():
+                    if c.whole:
+                        crc = zlib.crc32(_pread_all(fd, c.nbytes, c.offset))
+                    elif c.nbytes <= 2 * EDGE:
+                        crc = _edges(_pread_all(fd, c.nbytes, c.offset))
+                    else:
+                        head = _pread_all(fd, EDGE, c.offset)
+                        crc = zlib.crc32(_pread_all(fd, EDGE, c.offset + c.nbytes - EDGE), zlib.crc32(head))
+                    if crc != c.crc:
                         raise CheckFailed(
                             f"'{path}': tensor '{name}' bytes {c.offset}..{c.offset + c.nbytes} "
                             "read back differ from the bytes written"
