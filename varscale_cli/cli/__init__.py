@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from .. import __version__
 from ..core.fans import LAYOUTS
@@ -164,6 +163,8 @@ def generate(
 
 
 def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
+    from rich.table import Table
+
     table = Table(title=f"plan (seed {seed})")
     for col, justify in (
         ("name", "left"), ("shape", "left"), ("dtype", "left"), ("initializer", "left"),
@@ -192,7 +193,6 @@ def _check_written(
     else of the file read back."""
     from .. import stats
     from ..formats import open_weights
-    from ..stats.render import summary_line
 
     if recorded is not None:
         recorded.prove_written(path)
@@ -211,6 +211,8 @@ def _check_written(
             f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
         )
     if not quiet:
+        from ..stats.render import summary_line  # rich: only when printing
+
         _stderr().print(summary_line(report), markup=False)
 
 

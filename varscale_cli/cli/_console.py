@@ -13,31 +13,30 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ..errors import CheckFailed, InternalError, VarscaleError
 
 if TYPE_CHECKING:  # the engine imports numpy: load it when a command runs, not for --help
+    from rich.console import Console
+
     from ..engine.generate import OnChunk
     from ..engine.resolve import ResolvedTensor
 
+# rich (~0.1 s of start-up) is imported by the functions that print with it, so a --quiet
+# run never loads it.
+
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def stdout_console() -> Console:
     """Tables on stdout: a terminal's width, or 160 columns when piped (rich's default of 80
     would fold every row)."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=160)
@@ -70,10 +69,23 @@ def exit_codes() -> Iterator[None]:
 @contextmanager
 def progress_bar(quiet: bool, n_tensors: int, total: int) -> Iterator[OnChunk | None]:
     """A progress bar on stderr when it is a terminal; no callback otherwise."""
-    console = stderr_console()
-    if quiet or not console.is_terminal:
+    if quiet:
         yield None
         return
+    console = stderr_console()
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from ..core.fans import LAYOUTS
 from ..errors import VarscaleError
@@ -58,6 +57,8 @@ def presets() -> None:
     Example:
       varscale presets
     """
+    from rich.table import Table
+
     from ..core.initializers import ALIASES, CLASSES, PRESETS
 
     table = Table(title="presets")
