@@ -14,10 +14,11 @@ import numpy as np
 from .. import __version__, formats
 from ..core.dtypes import numpy_dtype
 from ..core.stream import STREAM_ID
+from ..errors import InternalError
 from ..formats.items import WriteItem, check_metadata
 from ..provenance import Provenance
 from ..spec import Spec
-from .atomic import atomic_output
+from .atomic import atomic_output, check_output
 from .chunks import ChunkEngine
 from .postcheck import ChunkRecorder
 from .pwrite import covers_file, write_at_offsets
@@ -40,13 +41,16 @@ def provenance(spec: Spec, seed: int, tensors: Sequence[ResolvedTensor]) -> Prov
 
 def write_items(
     tensors: Sequence[ResolvedTensor],
-    engine: ChunkEngine,
+    engine: ChunkEngine | None,
     on_chunk: OnChunk | None = None,
 ) -> list[WriteItem]:
-    """Writer items whose chunk iterators run on ``engine`` (and report progress)."""
+    """Writer items whose chunk iterators run on ``engine`` (and report progress); with no
+    engine, items to check and size only (drawing their chunks is an error)."""
 
     def make_chunks(t: ResolvedTensor) -> Callable[[], Iterator[np.ndarray]]:
         def chunks() -> Iterator[np.ndarray]:
+            if engine is None:
+                raise InternalError(f"tensor '{t.name}': items made for checking were drawn")
             for arr in engine.run(chunk_jobs(t, engine.chunk_elems)):
                 yield arr
                 if on_chunk is not None:
@@ -64,6 +68,26 @@ def write_items(
         )
         for t in tensors
     ]
+
+
+def check_write(
+    tensors: Sequence[ResolvedTensor],
+    metadata: dict[str, str],
+    path: Path,
+    fmt: str,
+    *,
+    force: bool,
+    items: Sequence[WriteItem] | None = None,
+    new_folder: bool = False,
+) -> int:
+    """Every check `write_file` makes before drawing a value (the format's dtypes and names,
+    the output path, the folder, the free space); return the planned file size. ``--dry-run``
+    runs exactly this. ``new_folder``: the folder may be missing (a sharded run creates it)."""
+    items = write_items(tensors, None) if items is None else items
+    formats.check_items(fmt, items)
+    planned = formats.planned_size(fmt, items, metadata)
+    check_output(path, force=force, planned_bytes=planned, new_folder=new_folder)
+    return planned
 
 
 def write_file(
@@ -87,9 +111,8 @@ def write_file(
     recorder = None
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
-        formats.check_items(fmt, items)
-        check_metadata(metadata)
-        planned = formats.planned_size(fmt, items, metadata)
+        planned = check_write(tensors, metadata, path, fmt, force=force, items=items)
+        check_metadata(metadata)  # formats.write checks it too; the parallel writer does not call it
         # Where the format fixes every byte up front, every worker writes its own chunks at
         # their offsets (pwrite.py); else one writer streams the chunks in file order.
         layout_of = formats.get(fmt).layout
