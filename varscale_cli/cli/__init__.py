@@ -22,6 +22,7 @@ from ..formats import FORMATS
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
 from ._console import file_progress as _file_progress
+from ._console import progress as _phase
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -222,7 +223,9 @@ def _check_written(
     from ..formats import open_weights
 
     if recorded is not None:
-        recorded.prove_written(path)
+        spans = recorded.layout.tensors
+        with _phase(quiet, "checking", sum(t.nbytes for t in spans), len(spans)) as advance:
+            recorded.prove_written(path, advance)
         with open_weights(path):  # the reader's own checks of the header against the file
             pass
         report = recorded.report(path)

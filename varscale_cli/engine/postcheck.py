@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,8 +162,9 @@ class ChunkRecorder:
             family_size=self._family, missing=[], path=str(path),
         )
 
-    def prove_written(self, path: Path) -> None:
-        """The file's size, header and sampled chunks are the ones written (CheckFailed if not)."""
+    def prove_written(self, path: Path, advance: Callable[[str, int], None] | None = None) -> None:
+        """The file's size, header and sampled chunks are the ones written (CheckFailed if not);
+        ``advance(tensor, nbytes)`` is told of each chunk's bytes once they are vouched for."""
         layout = self.layout
         size = len(layout.header) + sum(s.nbytes for s in layout.tensors)
         with open(path, "rb", buffering=0) as f:
@@ -187,6 +188,8 @@ class ChunkRecorder:
                             f"'{path}': tensor '{name}' bytes {c.offset}..{c.offset + c.nbytes} "
                             "read back differ from the bytes written"
                         )
+                    if advance is not None:
+                        advance(name, c.nbytes)
 
 
 _EMPTY = Summary()
