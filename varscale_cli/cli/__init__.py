@@ -24,6 +24,7 @@ from ._console import cores as _cores
 from ._console import exit_codes as _errors
 from ._console import file_progress as _file_progress
 from ._console import max_tensors_option
+from ._console import progress as _phase
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -34,6 +35,7 @@ from .verify import verify_cmd
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
     from collections.abc import Callable
 
+    from ..engine.postcheck import ChunkRecorder
     from ..engine.resolve import ResolvedTensor
     from ..engine.shards import ShardPlan
     from ..stats import FileReport
@@ -187,9 +189,9 @@ def generate(
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
         with _progress(quiet, len(tensors), total) as advance:
-            gen.write_file(
+            recorded = gen.write_file(
                 tensors, metadata, output, fmt, force=force, workers=worker_count(workers),
-                on_chunk=advance, fsync=not no_fsync,
+                on_chunk=advance, fsync=not no_fsync, record=not no_check,
             )
         if spec.hf_config is not None:
             hf.write_config(spec.hf_config, output.parent)
@@ -200,7 +202,7 @@ def generate(
                 f"wrote {len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)} "
                 f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
             )
-        report = None if no_check else _check_written(output, quiet, report_path, as_json)
+        report = None if no_check else _check_written(output, quiet, report_path, as_json, recorded)
         if as_json:
             document([str(output)], report)
         if report is not None and not report.ok:
@@ -224,26 +226,43 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
 
 
-def _check_written(path: Path, quiet: bool, report_path: Path | None, as_json: bool) -> FileReport:
+def _check_written(
+    path: Path, quiet: bool, report_path: Path | None, as_json: bool,
+    recorded: ChunkRecorder | None = None,
+) -> FileReport:
     """The statistical check of what was just written; a failure's table is shown (on stderr
-    with ``--json``, whose stdout is the one document)."""
+    with ``--json``, whose stdout is the one document). Of the values as they were written
+    when the parallel writer recorded them (after proving the file holds them,
+    engine/postcheck.py), else of the file read back."""
     from .. import stats
     from ..formats import open_weights
-    from ..stats.render import summary_line
 
-    # The file just written holds the spec's tensors: no --max-tensors limit on reading it back.
-    with open_weights(path, max_tensors=2**63 - 1) as wf:
-        targets = stats.targets_from_provenance(wf.metadata, str(path)) or {}
-        with _file_progress(quiet, "checking", wf) as advance:
-            report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
+    if recorded is not None:
+        spans = recorded.layout.tensors
+        with _phase(quiet, "checking", sum(t.nbytes for t in spans), len(spans)) as advance:
+            recorded.prove_written(path, advance)
+        # The reader's own checks of the header against the file (no --max-tensors limit on
+        # reading back the file just written: it holds the spec's tensors).
+        with open_weights(path, max_tensors=2**63 - 1):
+            pass
+        report = recorded.report(path)
+    else:
+        with open_weights(path, max_tensors=2**63 - 1) as wf:
+            targets = stats.targets_from_provenance(wf.metadata, str(path)) or {}
+            with _file_progress(quiet, "checking", wf) as advance:
+                report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:
         if as_json:
+            from ..stats.render import summary_line
+
             _stderr().print(printable(summary_line(report)), markup=False)
         else:
             _show_report(report, as_json=False)
     elif not quiet:
+        from ..stats.render import summary_line  # rich: only when printing
+
         _stderr().print(printable(summary_line(report)), markup=False)
     return report
 

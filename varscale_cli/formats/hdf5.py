@@ -202,7 +202,7 @@ class HDF5File(BaseWeightFile):
             raise self._fail(name, "has no dataspace (an empty HDF5 dataset)")
         attr = _text(ds.attrs.get(DTYPE_ATTR)) if DTYPE_ATTR in ds.attrs else None
         logical: np.dtype | None = None
-        if attr in LOGICAL_DTYPES:
+        if attr is not None and attr in LOGICAL_DTYPES:
             logical = LOGICAL_DTYPES[attr]
             if dt.kind not in "uiV" or dt.itemsize != logical.itemsize:
                 raise self._fail(name, f"is stored as {dt}, which cannot hold {attr} bit patterns")

@@ -346,7 +346,8 @@ _END_OVERHEAD = 56 + 20 + 22
 def stored_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype an item is stored as: bfloat16 as its uint16 bit pattern, the float8 types as
     their uint8 bit patterns, others as is."""
-    if dtype == LOGICAL_DTYPES["bfloat16"]:
+    # By name: comparing with the bfloat16 dtype would import ml_dtypes for every run.
+    if dtype.name == "bfloat16":
         return np.dtype("<u2")
     if dtype.name in LOGICAL_DTYPES:
         return np.dtype("|u1")

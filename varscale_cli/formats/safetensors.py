@@ -22,6 +22,7 @@ The ``safetensors`` package is not used for writing: it needs every tensor in me
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -92,16 +93,16 @@ DTYPE_CODES: dict[str, tuple[int, str | None]] = {
 }
 
 
-def _file_dtype(name: str) -> np.dtype:
+@functools.cache
+def file_dtype(code: str) -> np.dtype | None:
+    """The little-endian numpy dtype a dtype code is read as (None: varscale cannot read it);
+    looked up when a file holds the code, so ml_dtypes is imported only for files with
+    bfloat16 or float8 tensors."""
+    name = DTYPE_CODES[code][1]
+    if name is None:
+        return None
     # safetensors stores little-endian; ml_dtypes types have no byte order.
     return numpy_dtype(name) if name in ML_DTYPES else np.dtype(name).newbyteorder("<")
-
-
-#: dtype code -> (bits per element, the little-endian numpy dtype it is read as, or None).
-DTYPES: dict[str, tuple[int, np.dtype | None]] = {
-    code: (bits, None if name is None else _file_dtype(name))
-    for code, (bits, name) in DTYPE_CODES.items()
-}
 
 #: dtype name -> (its code, its rank in the reference enum), for the dtypes varscale writes.
 _WRITE_CODES: dict[str, tuple[str, int]] = {
@@ -200,7 +201,7 @@ class SafetensorsFile(BaseWeightFile):
                     f"InvalidOffset: invalid offset for tensor {name!r}: data_offsets "
                     f"[{begin}, {end}], expected a span starting at {start}"
                 )
-            bits = DTYPES[code][0]
+            bits = DTYPE_CODES[code][0]
             nbits = math.prod(shape) * bits
             if nbits >= _USIZE_LIMIT * 8:
                 raise self._fail(f"ValidationOverflow: tensor {name!r} shape {list(shape)} overflows")
@@ -221,7 +222,7 @@ class SafetensorsFile(BaseWeightFile):
                 f"{8 + n + start}, the file has {size})"
             )
         for name, code, shape, begin, end in entries:
-            dtype = DTYPES[code][1]
+            dtype = file_dtype(code)
             if dtype is None:
                 raise ReadError(
                     f"'{self.path}': tensor {name!r} has the packed sub-byte dtype {code}, "
@@ -251,7 +252,7 @@ class SafetensorsFile(BaseWeightFile):
         if missing:
             raise self._fail(f"{bad} has no {', '.join(missing)}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if not isinstance(code, str) or code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPE_CODES:
             raise self._fail(f"{bad} has an unknown dtype {code!r}")
         if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
             raise self._fail(f"{bad} has an invalid shape {one_line(json.dumps(shape), 80)}")
@@ -272,9 +273,9 @@ class SafetensorsFile(BaseWeightFile):
         info = self.info(name)
         check_chunk_elems(chunk_elems)
         offset, nbytes = self._spans[name]
-        file_dtype = DTYPES[self._codes[name]][1]
-        assert file_dtype is not None
-        itemsize = file_dtype.itemsize
+        stored = file_dtype(self._codes[name])
+        assert stored is not None
+        itemsize = stored.itemsize
         done = 0
         while done < nbytes:
             take = min(nbytes - done, chunk_elems * itemsize)
@@ -285,7 +286,7 @@ class SafetensorsFile(BaseWeightFile):
                     f"'{self.path}': tensor {name!r} is truncated: the file ended "
                     f"{nbytes - done - got} bytes early (it changed after it was opened)"
                 )
-            arr = np.frombuffer(buf, dtype=file_dtype)
+            arr = np.frombuffer(buf, dtype=stored)
             yield arr if arr.dtype == info.dtype else arr.astype(info.dtype)
             done += take
 
