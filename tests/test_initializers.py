@@ -241,7 +241,7 @@ def test_distribution_errors(dist: Any) -> None:
     assert "truncated_normal, untruncated_normal, uniform, normal" in str(info.value)
 
 
-@pytest.mark.parametrize("dtype", ["int32", np.int32, np.dtype("int64"), "complex64", "float8",
+@pytest.mark.parametrize("dtype", ["int32", np.int32, np.dtype("int64"), "float8",
                                    int, bool, "uint8"])
 def test_dtype_errors(dtype: Any) -> None:
     with pytest.raises(ValueError, match="Expected a floating point dtype") as info:
@@ -249,6 +249,18 @@ def test_dtype_errors(dtype: Any) -> None:
     assert "float16, bfloat16, float32, float64" in str(info.value)
     with pytest.raises(ValueError, match="Expected a floating point dtype"):
         V.VarianceScaling(seed=1)((3, 4), dtype=dtype)  # the call-time dtype is checked too
+
+
+@pytest.mark.parametrize("dtype", ["complex64", np.complex128])
+def test_complex_dtype_only_where_supported(dtype: Any) -> None:
+    """variance_scaling fills complex tensors (JAX's laws); the plain initializers refuse them
+    at creation and at call time, naming what they can produce."""
+    assert V.VarianceScaling(seed=1)((3, 4), dtype=dtype).dtype == np.dtype(dtype)
+    with pytest.raises(ValueError, match="'random_normal' cannot produce complex") as info:
+        V.RandomNormal(dtype=dtype)
+    assert str(info.value).endswith("allowed: float16, bfloat16, float32, float64")
+    with pytest.raises(ValueError, match="cannot produce complex"):
+        V.RandomNormal(seed=1)((3, 4), dtype=dtype)
 
 
 def test_dtype_error_quotes_the_value() -> None:

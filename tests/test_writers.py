@@ -137,7 +137,8 @@ def _items(*specs: tuple[str, object]) -> list[WriteItem]:
             _items(("w", np.complex128)),
             UnsupportedDtype,
             "tensor 'w' has dtype complex128, which safetensors cannot store; safetensors "
-            "stores float16, bfloat16, float32, float64 and complex64",
+            "stores float16, bfloat16, float32, float64 and complex64; write it as npz (.npz) "
+            "or hdf5 (.h5)",
         ),
         (
             "npz",

@@ -167,20 +167,28 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
     for col, justify in (
         ("name", "left"), ("shape", "left"), ("dtype", "left"), ("initializer", "left"),
         ("fan_in", "right"), ("fan_out", "right"), ("target std", "right"),
-        ("sampler std", "right"), ("bytes", "right"),
+        ("sampler std", "right"), ("bound", "right"), ("bytes", "right"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]  # rich wants a Literal
     for t in tensors:
         table.add_row(
             t.name, "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
             describe_initializer(t.plan.initializer), str(t.fan_in), str(t.fan_out),
-            f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", f"{t.nbytes:,}",
+            f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", _bound(t), f"{t.nbytes:,}",
         )
     total = sum(t.nbytes for t in tensors)
     params = sum(t.count for t in tensors)
     console = _stdout()
     console.print(table)
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
+
+
+def _bound(t: ResolvedTensor) -> str:
+    """The law's largest |x - loc| (|z| for a complex law), before rounding to the dtype."""
+    bound = t.distribution.bound
+    if bound is None:
+        return "none"
+    return f"|z|<={bound:.6g}" if t.distribution.is_complex else f"±{bound:.6g}"
 
 
 def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:

@@ -10,6 +10,15 @@ and phi the standard normal density:
     E[X^4] = 3 - 2 phi(c) (c^3 + 3 c) / Z
 For c = 2: Var = 0.77374130..., so its std is C = 0.87962566103423978 (the constant TF and Keras
 divide by; `core.stream.coefficients.TRUNC_STD_2`), and the kurtosis E[X^4] / Var^2 = 2.36557...
+
+The complex laws (complex64 / complex128 tensors, JAX's complex variance scaling) are circular:
+a uniform phase and a modulus law, so ``variance`` is E|z|^2, ``bound`` the largest modulus and
+`cdf` the CDF of the modulus |z|. With R = |z| / scale:
+    complex_normal            real and imaginary parts N(0, scale^2): R^2 / 2 ~ Exp(1)
+    complex_uniform           uniform on the disk of radius scale: R^2 ~ U(0, 1)
+    complex_truncated_normal  JAX's modulus-truncated normal: R^2 ~ Exp(1) cut at cut^2
+For X ~ Exp(1) cut at a (Z = 1 - e^-a): E[X] = (1 - (1 + a) e^-a) / Z and
+E[X^2] = (2 - (a^2 + 2 a + 2) e^-a) / Z (integrate x^k e^-x by parts).
 """
 
 from __future__ import annotations
@@ -20,9 +29,14 @@ from typing import Literal, get_args
 
 import numpy as np
 
-#: What a sampler can draw: the four laws the initializers resolve to.
-Kind = Literal["truncated_normal", "normal", "uniform", "constant"]
+#: What a sampler can draw: the four real laws and the three complex ones.
+Kind = Literal[
+    "truncated_normal", "normal", "uniform", "constant",
+    "complex_normal", "complex_uniform", "complex_truncated_normal",
+]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+#: The laws of complex values (circular: uniform phase, `Distribution.cdf` of the modulus).
+COMPLEX_KINDS: tuple[Kind, ...] = ("complex_normal", "complex_uniform", "complex_truncated_normal")
 
 
 def parse_kind(value: object) -> Kind:
@@ -46,6 +60,22 @@ def truncated_moments(cut: float) -> tuple[float, float]:
     return var, m4
 
 
+def cut_exponential_moments(a: float) -> tuple[float, float]:
+    """(E[X], E[X^2]) of X ~ Exp(1) cut at ``a`` (the module docstring derives both)."""
+    e = math.exp(-a)
+    z = 1.0 - e
+    return (1.0 - (1.0 + a) * e) / z, (2.0 - (a * a + 2.0 * a + 2.0) * e) / z
+
+
+def _modulus_moments(kind: str, cut: float) -> tuple[float, float]:
+    """(E R^2, E R^4) of a complex law's modulus in units of its scale."""
+    if kind == "complex_normal":
+        return 2.0, 8.0  # R^2 = 2 X with X ~ Exp(1): E X = 1, E X^2 = 2
+    if kind == "complex_uniform":
+        return 0.5, 1.0 / 3.0  # R^2 ~ U(0, 1)
+    return cut_exponential_moments(cut * cut)
+
+
 @dataclass(frozen=True)
 class Distribution:
     """The exact law of every element of one tensor.
@@ -53,9 +83,12 @@ class Distribution:
     Attributes:
         kind: one of KINDS.
         scale: for the normals, the std of the underlying (untruncated) normal; for
-            `uniform`, the half-width `limit` of [-limit, limit]; for `constant`, 0.
+            `uniform`, the half-width `limit` of [-limit, limit]; for `constant`, 0. For the
+            complex laws: `complex_normal` the std of each part, `complex_uniform` the disk's
+            radius, `complex_truncated_normal` the unit of the modulus (|z| <= cut * scale).
         loc: the centre (the constant's value for `constant`).
-        cut: truncation point in units of `scale` (truncated_normal only).
+        cut: truncation point in units of `scale` (truncated_normal and
+            complex_truncated_normal only).
     """
 
     kind: Kind
@@ -64,7 +97,14 @@ class Distribution:
     cut: float = 2.0
 
     @property
+    def is_complex(self) -> bool:
+        return self.kind in COMPLEX_KINDS
+
+    @property
     def variance(self) -> float:
+        """Var(x), or E|z - loc|^2 for the complex laws."""
+        if self.is_complex:
+            return _modulus_moments(self.kind, self.cut)[0] * self.scale * self.scale
         if self.kind == "truncated_normal":
             return truncated_moments(self.cut)[0] * self.scale**2
         if self.kind == "normal":
@@ -80,7 +120,11 @@ class Distribution:
 
     @property
     def kurtosis(self) -> float:
-        """E[(X - loc)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2."""
+        """E[(X - loc)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2.
+        For the complex laws E|z|^4 / (E|z|^2)^2: 2 (normal), 4/3 (disk)."""
+        if self.is_complex:
+            m2, m4 = _modulus_moments(self.kind, self.cut)
+            return m4 / (m2 * m2)
         if self.kind == "truncated_normal":
             var, m4 = truncated_moments(self.cut)
             return m4 / var**2
@@ -93,9 +137,9 @@ class Distribution:
     @property
     def bound(self) -> float | None:
         """Largest possible |x - loc| before rounding to the stored dtype, or None if unbounded."""
-        if self.kind == "truncated_normal":
+        if self.kind in ("truncated_normal", "complex_truncated_normal"):
             return self.cut * self.scale
-        if self.kind == "uniform":
+        if self.kind in ("uniform", "complex_uniform"):
             return self.scale
         if self.kind == "constant":
             return 0.0
@@ -108,6 +152,8 @@ class Distribution:
         distances any sample here can resolve.
         """
         x = np.asarray(x, dtype=np.float64)
+        if self.is_complex:
+            return self._modulus_cdf(x)
         if self.kind == "constant":
             return (x >= self.loc).astype(np.float64)
         t = (x - self.loc) / self.scale
@@ -119,6 +165,17 @@ class Distribution:
         lo = _std_normal_cdf(np.array(-self.cut))
         hi = _std_normal_cdf(np.array(self.cut))
         return np.clip((phi - lo) / (hi - lo), 0.0, 1.0)
+
+    def _modulus_cdf(self, r: np.ndarray) -> np.ndarray:
+        """P(|z| <= r) (module docstring): from R^2 = (r / scale)^2."""
+        q = np.maximum(r, 0.0) / self.scale
+        q = q * q
+        if self.kind == "complex_uniform":
+            return np.clip(q, 0.0, 1.0)
+        if self.kind == "complex_normal":
+            return -np.expm1(-q / 2.0)
+        a = self.cut * self.cut
+        return np.clip(-np.expm1(-np.minimum(q, a)) / -math.expm1(-a), 0.0, 1.0)
 
     def to_json(self) -> dict[str, float | str]:
         return {"kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut}

@@ -72,7 +72,7 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
         fan_in, fan_out = compute_fans(
             p.full_shape, p.layout, p.in_axis, p.out_axis, p.batch_axis or None
         )
-        dist = p.initializer.distribution(fan_in, fan_out)
+        dist = p.initializer.law(fan_in, fan_out, p.dtype)
         out.append(
             ResolvedTensor(
                 plan=p,

@@ -96,7 +96,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
             fan_in, fan_out = compute_fans(
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
-            dist = init.distribution(fan_in, fan_out)
+            dist = init.law(fan_in, fan_out, rec.dtype)
             sampler = TensorSampler(dist, rec.dtype, prov.seed, rec.stream)
         except (ValueError, KeyError, TypeError) as exc:
             raise record_error(where, name, exc) from None

@@ -67,7 +67,9 @@ def target_for(
     fan_in, fan_out = initializer.fans(tuple(shape), layout, in_axis, out_axis, batch_axis)
     uses = initializer.uses_fans
     return Target(
-        distribution=initializer.distribution(fan_in, fan_out),
+        distribution=initializer.law(
+            fan_in, fan_out, None if dtype is None else np.dtype(dtype).name
+        ),
         target_std=float(initializer.target_std(fan_in, fan_out)),
         fan_in=float(fan_in) if uses else None,
         fan_out=float(fan_out) if uses else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from ..distributions import Distribution
-from ..stream.coefficients import TRUNC_STD_2
+from ..stream.coefficients import CTRUNC_STD_2, JAX_CTRUNC_STD_2, SQRT2, TRUNC_STD_2
 from .base import (
     Config,
     DTypeSpec,
@@ -38,13 +38,24 @@ class VarianceScaling(Initializer):
     * ``uniform``: on [-limit, limit] with ``limit = sqrt(3 scale / n)`` (a uniform on
       [-a, a] has variance a^2 / 3).
 
+    complex64 / complex128 (JAX's ``variance_scaling`` with a complex dtype), E|z|^2 = scale / n:
+
+    * ``truncated_normal`` / ``normal``: JAX's modulus-truncated complex normal, |z| cut at 2
+      units, the unit ``sqrt(scale / n) / 0.96196182800821354`` so E|z|^2 is exactly
+      ``scale / n`` (`coefficients.CTRUNC_STD_2` derives it). ``corrected="jax"``: JAX's own
+      divisor 0.95311164380491208, E|z|^2 = 1.01866 ``scale / n``; ``corrected=False``: unit
+      ``sqrt(scale / n)``, E|z|^2 = 0.92536 ``scale / n``.
+    * ``untruncated_normal``: real and imaginary parts N(0, scale / (2 n)) (JAX's ``normal``).
+    * ``uniform``: uniform on the disk of radius ``sqrt(2 scale / n)`` (JAX's ``uniform``).
+
     Args:
         scale: positive finite float.
         mode: ``fan_in``, ``fan_out``, ``fan_avg`` or JAX's ``fan_geo_avg`` (sqrt(in * out)).
         distribution: ``truncated_normal``, ``untruncated_normal``, ``uniform`` or ``normal``.
         seed: None (fresh values every call) or an integer (the same values every call).
         dtype: default dtype of ``__call__``; floating only.
-        corrected: False reproduces the uncorrected truncated normal of TF <= 1.12.
+        corrected: False reproduces the uncorrected truncated normal of TF <= 1.12; ``"jax"``
+            JAX's divisor for complex dtypes (for real ones it is True's, as in JAX).
         preset: the preset name it is built from (set by `registry.Preset.build`); not part of
             the config.
 
@@ -53,6 +64,7 @@ class VarianceScaling(Initializer):
     """
 
     name = "variance_scaling"
+    complex_ok = True
 
     def __init__(
         self,
@@ -61,7 +73,7 @@ class VarianceScaling(Initializer):
         distribution: str = "truncated_normal",
         seed: int | None = None,
         dtype: DTypeSpec = "float32",
-        corrected: bool = True,
+        corrected: bool | str = True,
         *,
         preset: str | None = None,
     ) -> None:
@@ -78,8 +90,10 @@ class VarianceScaling(Initializer):
                 f"Invalid `distribution` argument: {distribution!r}. "
                 f"Please use one of {', '.join(DISTRIBUTIONS)}."
             )
-        if not isinstance(corrected, bool):
-            raise ValueError(f"`corrected` must be true or false. Received: {corrected!r}")
+        if not isinstance(corrected, bool) and corrected != "jax":
+            raise ValueError(
+                f"`corrected` must be true, false or 'jax'. Received: {corrected!r}"
+            )
         self.scale = value
         self.mode = mode
         self.distribution_name = dist
@@ -91,8 +105,8 @@ class VarianceScaling(Initializer):
         config = self._config(
             scale=self.scale, mode=self.mode, distribution=self.distribution_name
         )
-        if not self.corrected:
-            config["corrected"] = False  # only when it changes the meaning
+        if self.corrected is not True:
+            config["corrected"] = self.corrected  # only when it changes the meaning
         return config
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
@@ -108,6 +122,19 @@ class VarianceScaling(Initializer):
         if kind == "untruncated_normal":
             return Distribution("normal", std)
         return Distribution("uniform", math.sqrt(3.0) * std)
+
+    def complex_distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        std = self.target_std(fan_in, fan_out)  # sqrt(E|z|^2)
+        kind = self.distribution_name
+        if kind in ("truncated_normal", "normal"):
+            if self.corrected is True:
+                std = std / CTRUNC_STD_2
+            elif self.corrected == "jax":
+                std = std / JAX_CTRUNC_STD_2
+            return Distribution("complex_truncated_normal", std)
+        if kind == "untruncated_normal":
+            return Distribution("complex_normal", std / SQRT2)  # E|z|^2 = 2 scale^2
+        return Distribution("complex_uniform", SQRT2 * std)  # E|z|^2 = radius^2 / 2
 
 
 class ContribVarianceScaling(Initializer):

@@ -6,7 +6,8 @@ sizes, worker count, call order, partitioning, platform or library versions, bec
 
 * bits come from Philox4x64-10 (`philox`) keyed by the first 16 bytes of a SHA-256 of (seed,
   stream name), and element ``i`` reads a fixed slice of that counter stream: 32 bits at bit
-  offset ``32 i`` for 32-bit-and-smaller dtypes, 64 bits at ``64 i`` for float64;
+  offset ``32 i`` for 32-bit-and-smaller dtypes, 64 bits at ``64 i`` for float64, 64 bits at
+  ``64 i`` for complex64 and 128 bits at ``128 i`` for complex128 (`polar`);
 * the bits-to-value transforms (`transforms`) are bit-stable IEEE-754 arithmetic;
 * every per-tensor constant is derived from decimal literals (`coefficients`) by correctly
   rounded operations.
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..distributions import Distribution
-from ..dtypes import SAMPLED, numpy_dtype
+from ..dtypes import COMPLEX, SAMPLED, numpy_dtype
 from .philox import raw_bits32, raw_words, stream_key
+from .polar import fill_complex
 from .transforms import Scratch, transform_f32, transform_f64
 
 #: Elements transformed per inner block: 64 Ki float32 = 256 KiB of scratch per buffer, so the
@@ -36,7 +38,8 @@ class TensorSampler:
 
     Attributes:
         dist: the exact law of every element.
-        dtype: canonical dtype name (one of `core.dtypes.SAMPLED`).
+        dtype: canonical dtype name (one of `core.dtypes.SAMPLED` or `core.dtypes.COMPLEX`;
+            a complex dtype takes a complex law or a constant, a real one a real law).
         seed: the seed.
         stream: the stream name (the tensor name in a spec).
     """
@@ -48,8 +51,12 @@ class TensorSampler:
     _key: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.dtype not in SAMPLED:
-            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(SAMPLED)}")
+        if self.dtype not in SAMPLED and self.dtype not in COMPLEX:
+            raise ValueError(
+                f"dtype {self.dtype!r} is not one of {', '.join((*SAMPLED, *COMPLEX))}"
+            )
+        if self.dist.kind != "constant" and self.dist.is_complex != (self.dtype in COMPLEX):
+            raise ValueError(f"a {self.dist.kind} law cannot fill a {self.dtype} tensor")
         object.__setattr__(self, "_key", stream_key(self.seed, self.stream))
 
     @property
@@ -62,6 +69,15 @@ class TensorSampler:
         n = out.shape[0]
         if self.dist.kind == "constant":
             out.fill(self.dist.loc)
+            return out
+        if self.dtype in COMPLEX:
+            # Two stream values per element: blocks of half the scratch (`polar.fill_complex`).
+            if scratch is None or scratch.n < 2:
+                scratch = Scratch(min(BLOCK, max(2 * n, 2)))
+            step = scratch.n // 2
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                fill_complex(self.dist, self.dtype, self._key, start + lo, out[lo:hi], scratch)
             return out
         scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
         for lo in range(0, n, scratch.n):
