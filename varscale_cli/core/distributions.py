@@ -60,19 +60,24 @@ def truncated_moments(cut: float) -> tuple[float, float]:
     return var, m4
 
 
-def cut_exponential_moments(a: float) -> tuple[float, float]:
-    """(E[X], E[X^2]) of X ~ Exp(1) cut at ``a`` (the module docstring derives both)."""
+def cut_exponential_moments(a: float) -> tuple[float, float, float]:
+    """(E[X], E[X^2], E[X^3]) of X ~ Exp(1) cut at ``a`` (the module docstring derives the
+    first two; E[X^3] = (6 - (a^3 + 3 a^2 + 6 a + 6) e^-a) / Z the same way)."""
     e = math.exp(-a)
     z = 1.0 - e
-    return (1.0 - (1.0 + a) * e) / z, (2.0 - (a * a + 2.0 * a + 2.0) * e) / z
+    return (
+        (1.0 - (1.0 + a) * e) / z,
+        (2.0 - (a * a + 2.0 * a + 2.0) * e) / z,
+        (6.0 - (a * a * a + 3.0 * a * a + 6.0 * a + 6.0) * e) / z,
+    )
 
 
-def _modulus_moments(kind: str, cut: float) -> tuple[float, float]:
-    """(E R^2, E R^4) of a complex law's modulus in units of its scale."""
+def modulus_moments(kind: str, cut: float = 2.0) -> tuple[float, float, float]:
+    """(E R^2, E R^4, E R^6) of a complex law's modulus R = |z| / scale."""
     if kind == "complex_normal":
-        return 2.0, 8.0  # R^2 = 2 X with X ~ Exp(1): E X = 1, E X^2 = 2
+        return 2.0, 8.0, 48.0  # R^2 = 2 X with X ~ Exp(1): E X^k = k!
     if kind == "complex_uniform":
-        return 0.5, 1.0 / 3.0  # R^2 ~ U(0, 1)
+        return 0.5, 1.0 / 3.0, 0.25  # R^2 ~ U(0, 1): E U^k = 1 / (k + 1)
     return cut_exponential_moments(cut * cut)
 
 
@@ -104,7 +109,7 @@ class Distribution:
     def variance(self) -> float:
         """Var(x), or E|z - loc|^2 for the complex laws."""
         if self.is_complex:
-            return _modulus_moments(self.kind, self.cut)[0] * self.scale * self.scale
+            return modulus_moments(self.kind, self.cut)[0] * self.scale * self.scale
         if self.kind == "truncated_normal":
             return truncated_moments(self.cut)[0] * self.scale**2
         if self.kind == "normal":
@@ -123,7 +128,7 @@ class Distribution:
         """E[(X - loc)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2.
         For the complex laws E|z|^4 / (E|z|^2)^2: 2 (normal), 4/3 (disk)."""
         if self.is_complex:
-            m2, m4 = _modulus_moments(self.kind, self.cut)
+            m2, m4, _ = modulus_moments(self.kind, self.cut)
             return m4 / (m2 * m2)
         if self.kind == "truncated_normal":
             var, m4 = truncated_moments(self.cut)

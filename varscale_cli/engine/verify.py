@@ -118,7 +118,10 @@ def _same_distribution(a: Distribution, b: Distribution) -> bool:
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:
-    """Compare bits, not values: NaN payloads and -0.0 count as differences."""
+    """Compare bits, not values: NaN payloads and -0.0 count as differences. A complex128
+    element (16 bytes, no unsigned integer that wide) is one row of two 64-bit words."""
+    if arr.dtype.itemsize == 16:
+        return np.ascontiguousarray(arr).view(np.uint64).reshape(-1, 2)
     return arr.view(f"u{arr.dtype.itemsize}")
 
 
@@ -141,7 +144,8 @@ def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarra
                 return None
             return pos, "end of data" if a is None else "extra data", None
         n = min(a.shape[0] - ia, b.shape[0] - ib)
-        diff = np.flatnonzero(_raw(a[ia : ia + n]) != _raw(b[ib : ib + n]))
+        ne = _raw(a[ia : ia + n]) != _raw(b[ib : ib + n])
+        diff = np.flatnonzero(ne.any(axis=1) if ne.ndim == 2 else ne)
         if diff.size:
             k = int(diff[0])
             return pos + k, a[ia + k].item(), b[ib + k].item()

@@ -31,7 +31,7 @@ from .philox import raw_bits32, raw_words
 from .transforms import Scratch, _horner, neg_log_f64, transform_f32, transform_f64
 
 #: Complex dtype -> the dtype of its parts.
-PART_DTYPES = {"complex64": np.dtype(np.float32), "complex128": np.dtype(np.float64)}
+PART_DTYPES: dict[str, type[np.floating]] = {"complex64": np.float32, "complex128": np.float64}
 
 
 def fill_complex(
