@@ -402,3 +402,13 @@ def test_spec_errors_for_complex(tmp_path: Path) -> None:
     code, _, err = _run("generate", str(path), "-o", str(tmp_path / "w.npz"))
     assert code == 2 and "`corrected` must be true, false or 'jax'" in err
     assert "Traceback" not in err
+
+
+def test_presets_lists_the_complex_laws_with_their_source() -> None:
+    code, stdout, err = _run("presets")
+    assert code == 0, err
+    table = stdout[stdout.index("complex64 / complex128"):]
+    for law in ("complex_truncated_normal", "complex_normal", "complex_uniform"):
+        assert law in table
+    assert "1.01866" in table and "2.07908" in table and "1.41421" in table
+    assert "jax.nn.initializers.variance_scaling" in table

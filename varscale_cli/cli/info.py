@@ -77,6 +77,23 @@ def presets() -> None:
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         other.add_row(name, json.dumps(cfg), doc)
     stdout_console().print(other)
+    _complex_table()
+
+
+def _complex_table() -> None:
+    """variance_scaling's complex laws, each resolved for scale / n = 1 (E|z|^2, bound)."""
+    from ..core.initializers.variance_scaling import COMPLEX_VARIANTS, VarianceScaling
+
+    table = Table(title="complex64 / complex128 (variance_scaling), per unit scale / n")
+    for col in ("distribution", "corrected", "law", "E|z|^2", "max |z|", "reference"):
+        table.add_column(col)
+    for dist, corrected, reference in COMPLEX_VARIANTS:
+        law = VarianceScaling(1.0, "fan_in", dist, corrected=corrected).law(1, 1, "complex64")
+        bound = "none" if law.bound is None else f"{law.bound:.6g}"
+        table.add_row(
+            dist, str(corrected).lower(), law.kind, f"{law.variance:.6g}", bound, reference
+        )
+    stdout_console().print(table)
 
 
 @click.command()
