@@ -10,7 +10,7 @@ setup(
     ext_modules=[
         Extension(
             "varscale_cli._native.vskernels",
-            sources=["varscale_cli/_native/vskernels.c"],
+            sources=["varscale_cli/_native/vskernels.c", "varscale_cli/_native/vsqr.c"],
             # -ffp-contract=off: never fuse a*b+c into an FMA (bit-identity with numpy).
             # -fno-math-errno: lets sqrt vectorise; IEEE sqrt results are unchanged. (Do not
             # add -fno-fast-math after it: that flag switches math-errno back on.)

@@ -37,7 +37,11 @@ _lib.vs_truncnormal_f32.argtypes = (_P, _P, _I64, _F, _F, _F, _F, _P, _P)
 _lib.vs_normal_f32.argtypes = (_P, _P, _I64, _F, _F, _F, _P, _P, _P)
 _D = ctypes.c_double
 _lib.vs_moments_f32.argtypes = (_P, _I64, _D, _D, _P)
-for _fn in (_lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32):
+_lib.vs_householder_qr.argtypes = (_P, _P, _P, _P, _I64, _I64)
+for _fn in (
+    _lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32,
+    _lib.vs_householder_qr,
+):
     _fn.restype = None
 
 # The very float32 values the numpy path uses, handed over as arrays (kept alive here).
@@ -78,3 +82,13 @@ def moments_f32(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     out = np.empty(12, dtype=np.float64)
     _lib.vs_moments_f32(_ptr(x), x.shape[0], lo, hi, _ptr(out))
     return out
+
+
+def householder_qr(at: np.ndarray, qt: np.ndarray) -> None:
+    """qt = Q^T (k x m, R's diagonal positive) of A = at^T; ``at`` (k x m float64, C order)
+    is overwritten by the reflectors (``vsqr.c``; its numpy twin is
+    ``core.stream.orthogonal.householder_reference``)."""
+    k, m = at.shape
+    assert at.dtype == qt.dtype == np.float64 and qt.shape == (k, m) and m >= k
+    work = np.empty(2 * max(k, 1), dtype=np.float64)
+    _lib.vs_householder_qr(_ptr(at), _ptr(qt), _ptr(work), _ptr(work[k:]), m, k)

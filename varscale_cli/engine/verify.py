@@ -96,7 +96,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
             fan_in, fan_out = compute_fans(
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
-            dist = init.law(fan_in, fan_out, rec.dtype)
+            dist = init.law(fan_in, fan_out, rec.dtype, shape=rec.full_shape, layout=rec.layout)
             sampler = TensorSampler(dist, rec.dtype, prov.seed, rec.stream)
         except (ValueError, KeyError, TypeError) as exc:
             raise record_error(where, name, exc) from None
@@ -114,7 +114,10 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
 
 
 def _same_distribution(a: Distribution, b: Distribution) -> bool:
-    return a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc and a.cut == b.cut
+    return (
+        a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc
+        and a.cut == b.cut and (a.rows, a.cols) == (b.rows, b.cols)
+    )
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:

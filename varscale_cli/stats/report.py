@@ -17,11 +17,13 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from ..core.distributions import Distribution
 from ..core.dtypes import is_float, name_of
 from ..errors import SpecError
 from ..formats.base import TensorInfo, WeightFile
 from .circular import complex_tests, summarize_complex, tolerant_bound
 from .law import Law, round_to, stored_bounds, stored_law
+from .orthogonality import gram_error, orthogonality_tolerance
 from .summary import KS_MAX, summarize
 from .targets import Target
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS, TESTS, StatTest, StatTestResult, run_tests
@@ -82,6 +84,8 @@ class TensorReport:
     kurtosis: float | None = None
     test_level: float | None = None
     distribution: dict[str, float | str] | None = None
+    #: orthogonal targets only: ``{"error": max |G - gain^2 I|, "tolerance": ..., "ok": ...}``.
+    orthogonality: dict[str, float | bool] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The tensor's JSON object; non-finite numbers become null (strict JSON)."""
@@ -117,7 +121,7 @@ class TensorReport:
             "verdict": self.verdict,
             "ok": self.ok,
             "note": self.note,
-        }
+        } | ({} if self.orthogonality is None else {"orthogonality": self.orthogonality})
 
 
 @dataclass
@@ -245,6 +249,8 @@ def check_tensor(
             tested = count >= MIN_COUNT and law.var > 0
             rep.test_level = alpha / n_tests if tested else None
 
+    if target is not None and target.distribution.kind == "orthogonal" and is_float(dtype):
+        chunks_factory = _check_orthogonality(rep, chunks_factory, target.distribution, dtype, problems)
     s = summarize(chunks_factory(), count=count, lo=lo, hi=hi, sample_size=KS_MAX if tested else 0)
     if s.n:
         rep.mean, rep.std, rep.min, rep.max = s.mean, s.std, s.min, s.max
@@ -288,6 +294,25 @@ def check_tensor(
     else:
         rep.verdict, rep.ok = "pass", True
     return rep
+
+
+def _check_orthogonality(
+    rep: TensorReport,
+    chunks_factory: Callable[[], Iterable[np.ndarray]],
+    dist: Distribution,
+    dtype: np.dtype,
+    problems: list[str],
+) -> Callable[[], Iterable[np.ndarray]]:
+    """Q^T Q = gain^2 I on the whole matrix (`orthogonality`); returns the chunks, read once."""
+    chunks = [np.array(c) for c in chunks_factory()]  # copies: readers may reuse a buffer
+    if dist.rows * dist.cols != rep.count:
+        problems.append(f"{rep.count} elements are not a {dist.rows} x {dist.cols} matrix")
+        return lambda: iter(chunks)
+    err, tol = gram_error(chunks, dist), orthogonality_tolerance(dist, dtype)
+    rep.orthogonality = {"error": err, "tolerance": tol, "ok": err <= tol}
+    if not err <= tol:
+        problems.append(f"not orthogonal: max |Q^T Q - gain^2 I| = {_fmt(err)} > {_fmt(tol)}")
+    return lambda: iter(chunks)
 
 
 def _check_complex(

@@ -66,11 +66,15 @@ def target_for(
     """
     fan_in, fan_out = initializer.fans(tuple(shape), layout, in_axis, out_axis, batch_axis)
     uses = initializer.uses_fans
+    dist = initializer.law(
+        fan_in, fan_out, None if dtype is None else np.dtype(dtype).name,
+        shape=tuple(shape), layout=layout,
+    )
     return Target(
-        distribution=initializer.law(
-            fan_in, fan_out, None if dtype is None else np.dtype(dtype).name
+        distribution=dist,
+        target_std=float(
+            initializer.target_std(fan_in, fan_out) if initializer.elementwise else dist.std
         ),
-        target_std=float(initializer.target_std(fan_in, fan_out)),
         fan_in=float(fan_in) if uses else None,
         fan_out=float(fan_out) if uses else None,
         dtype=None if dtype is None else np.dtype(dtype),

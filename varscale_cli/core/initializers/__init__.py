@@ -4,6 +4,7 @@
 * `variance_scaling`: TF / Keras `VarianceScaling` and TF contrib's variant;
 * `pytorch`: ``torch.nn.init``'s kaiming / xavier and its gain table;
 * `plain`: constants, fixed normals and uniforms;
+* `orthogonal`: the orthogonal initializer (not elementwise: its law needs the whole shape);
 * `registry`: presets, aliases and classes by name (`get`), and the preset functions
   (`registry.he_normal` ...; ``varscale_cli`` exports them);
 * `deserialize`: names, spec mappings, TF and Keras dicts -> an initializer.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from .base import Initializer, PartitionInfo, canonical_dtype
 from .deserialize import KERAS_CLASSES, deserialize
+from .orthogonal import Orthogonal
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import (
     NONLINEARITIES,
@@ -37,6 +39,7 @@ from .variance_scaling import (
 __all__ = [
     "ALIASES", "CLASSES", "CONTRIB_MODES", "DISTRIBUTIONS", "KERAS_CLASSES", "MODES",
     "NONLINEARITIES", "PRESETS", "Constant", "ContribVarianceScaling", "Initializer", "Ones",
+    "Orthogonal",
     "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchKaiming",
     "TorchKaimingNormal", "TorchKaimingUniform", "TorchXavier", "TorchXavierNormal",
     "TorchXavierUniform", "TruncatedNormal", "VarianceScaling", "Zeros", "calculate_gain",

@@ -102,6 +102,9 @@ class Initializer:
     uses_fans: ClassVar[bool] = True
     #: Can fill complex64 / complex128 tensors (`complex_distribution`).
     complex_ok: ClassVar[bool] = False
+    #: Each element's law is the same and known from the fans alone; False for orthogonal,
+    #: whose law (and documented std) depends on the whole shape (`law`'s ``shape``).
+    elementwise: ClassVar[bool] = True
 
     seed: int | None
     dtype: str
@@ -143,8 +146,17 @@ class Initializer:
         """The exact law of every element of a complex tensor (where `complex_ok`)."""
         raise NotImplementedError
 
-    def law(self, fan_in: float, fan_out: float, dtype: str | None = None) -> Distribution:
-        """The law of every element of a ``dtype`` tensor (default: this initializer's)."""
+    def law(
+        self,
+        fan_in: float,
+        fan_out: float,
+        dtype: str | None = None,
+        *,
+        shape: Sequence[int] | None = None,
+        layout: str | None = None,
+    ) -> Distribution:
+        """The law of every element of a ``dtype`` tensor (default: this initializer's) of the
+        full ``shape`` in ``layout`` (needed where not `elementwise`)."""
         if (dtype or self.dtype) in COMPLEX:
             return self.complex_distribution(fan_in, fan_out)
         return self.distribution(fan_in, fan_out)
@@ -198,7 +210,7 @@ class Initializer:
         shape = tuple(int(d) for d in shape)
         full_shape, offset = self._region(shape, partition_info)
         fan_in, fan_out = self.fans(full_shape, layout, in_axis, out_axis, batch_axis)
-        dist = self.law(fan_in, fan_out, dtype)
+        dist = self.law(fan_in, fan_out, dtype, shape=full_shape, layout=layout)
         seed = self.seed if self.seed is not None else _fresh_seed()
         sampler = TensorSampler(dist, dtype, seed, stream)
         return sample(sampler, full_shape, offset, shape)

@@ -26,6 +26,7 @@ KERAS_CLASSES: dict[str, str] = {
     "RandomNormal": "random_normal",
     "TruncatedNormal": "truncated_normal",
     "RandomUniform": "random_uniform",
+    "Orthogonal": "orthogonal",
 }
 
 

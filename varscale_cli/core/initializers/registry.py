@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .base import DTypeSpec, Initializer
+from .orthogonal import Orthogonal
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import TorchKaimingNormal, TorchKaimingUniform, TorchXavierNormal, TorchXavierUniform
 from .variance_scaling import ContribVarianceScaling, VarianceScaling
@@ -61,7 +62,7 @@ CLASSES: dict[str, type[Initializer]] = {
     for cls in (
         VarianceScaling, ContribVarianceScaling, TorchKaimingNormal, TorchKaimingUniform,
         TorchXavierNormal, TorchXavierUniform, Constant, Zeros, Ones, RandomNormal,
-        TruncatedNormal, RandomUniform,
+        TruncatedNormal, RandomUniform, Orthogonal,
     )
 }
 

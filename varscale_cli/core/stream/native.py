@@ -31,6 +31,8 @@ class Kernels(Protocol):
 
     def moments_f32(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray: ...
 
+    def householder_qr(self, at: np.ndarray, qt: np.ndarray) -> None: ...
+
 
 #: None: follow the environment; True / False: set by `native_path`.
 _forced: bool | None = None

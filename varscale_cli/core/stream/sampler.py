@@ -16,6 +16,7 @@ sizes, worker count, call order, partitioning, platform or library versions, bec
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..distributions import Distribution
 from ..dtypes import COMPLEX, SAMPLED, numpy_dtype
+from .orthogonal import orthogonal_matrix
 from .philox import raw_bits32, raw_words, stream_key
 from .polar import fill_complex
 from .transforms import Scratch, transform_f32, transform_f64
@@ -49,6 +51,9 @@ class TensorSampler:
     seed: int
     stream: str = ""
     _key: tuple[int, int] = field(init=False, repr=False, compare=False)
+    #: ``orthogonal``: the whole matrix (gain applied, in float32 or float64), computed once.
+    _matrix: list[np.ndarray] = field(init=False, repr=False, compare=False, default_factory=list)
+    _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         if self.dtype not in SAMPLED and self.dtype not in COMPLEX:
@@ -70,6 +75,9 @@ class TensorSampler:
         if self.dist.kind == "constant":
             out.fill(self.dist.loc)
             return out
+        if self.dist.kind == "orthogonal":
+            np.copyto(out, self._orthogonal()[start : start + n], casting="unsafe")
+            return out
         if self.dtype in COMPLEX:
             # Two stream values per element: blocks of half the scratch (`polar.fill_complex`).
             if scratch is None or scratch.n < 2:
@@ -84,6 +92,16 @@ class TensorSampler:
             hi = min(n, lo + scratch.n)
             self._block(start + lo, out[lo:hi], scratch.views(hi - lo))
         return out
+
+    def _orthogonal(self) -> np.ndarray:
+        """gain * Q in C order, flat: float64 for float64 tensors, else rounded once to float32
+        (the 16-bit dtypes round that float32 once more, like every float32 law)."""
+        with self._lock:  # chunk jobs of one tensor run on several threads
+            if not self._matrix:
+                q = orthogonal_matrix(self._key, self.dist.rows, self.dist.cols).reshape(-1)
+                np.multiply(q, self.dist.scale, out=q)
+                self._matrix.append(q if self.wide else q.astype(np.float32))
+            return self._matrix[0]
 
     def _block(self, start: int, out: np.ndarray, s: Scratch) -> None:
         n = out.shape[0]
