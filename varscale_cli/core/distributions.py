@@ -215,14 +215,17 @@ def _unit_coordinate_cdf(m: int, x: np.ndarray) -> np.ndarray:
     """P(X <= x) for a coordinate X of a uniform unit vector in R^m (module docstring).
 
     With x = sin(t) the density becomes proportional to cos(t)^(m - 2) on [-pi/2, pi/2], smooth
-    for m >= 2, integrated by the trapezoid rule on 2^16 + 1 nodes (an error far below 1e-9 for
-    such an integrand, checked against the beta function in the tests) and interpolated.
+    for m >= 2, integrated by the trapezoid rule on 2^16 + 1 nodes and interpolated. The nodes
+    span |t| <= min(pi/2, 12 / sqrt(m - 2)): beyond it cos(t)^(m - 2) < exp(-(m - 2) t^2 / 2)
+    = e^-72. The error stays below 2e-8 at every m (tests compare with the beta function),
+    far below what a KS test of 10^5 values resolves (~1e-3).
     """
     x = np.asarray(x, dtype=np.float64)
     if m <= 1:  # X = +-1 with probability 1/2 each
         return 0.5 * (x >= -1.0) + 0.5 * (x >= 1.0)
     x = np.clip(x, -1.0, 1.0)
-    t = np.linspace(-math.pi / 2.0, math.pi / 2.0, (1 << 16) + 1)
+    top = min(math.pi / 2.0, 12.0 / math.sqrt(m - 2)) if m > 2 else math.pi / 2.0
+    t = np.linspace(-top, top, (1 << 16) + 1)
     f = np.cos(t) ** (m - 2) if m > 2 else np.ones_like(t)
     cum = np.concatenate(([0.0], np.cumsum((f[1:] + f[:-1]) * 0.5)))
     cum /= cum[-1]
