@@ -14,10 +14,12 @@ from .base import Config, DTypeSpec, Initializer, number
 
 
 class Orthogonal(Initializer):
-    """``gain * Q``: the matrix is rows x columns with rows = prod(shape[:-1]), columns =
-    shape[-1] in the ``keras`` layout (Keras, JAX) and rows = shape[0], columns =
-    prod(shape[1:]) in the ``torch`` layout (PyTorch); Q is the sign-fixed QR factor of a
-    normal matrix, transposed when wide.
+    """gain * Q, Q Haar-orthogonal (Saxe et al. 2014, arXiv:1312.6120; torch orthogonal_, Keras / JAX Orthogonal).
+
+    The matrix is rows x columns with rows = prod(shape[:-1]), columns = shape[-1] in the
+    ``keras`` layout (Keras, JAX) and rows = shape[0], columns = prod(shape[1:]) in the
+    ``torch`` layout (PyTorch); Q is the sign-fixed QR factor of a normal matrix, transposed
+    when wide.
 
     Args:
         gain: positive finite multiplier (Keras ``gain``, torch ``gain``, JAX ``scale``).
