@@ -447,6 +447,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "random_normal": [{"mean": 0.1, "stddev": 0.02, "seed": 19, "dtype": "float32"}],
     "truncated_normal": [{"mean": -0.1, "stddev": 0.3, "seed": 20, "dtype": "float32"}],
     "random_uniform": [{"minval": -0.2, "maxval": 0.4, "seed": 21, "dtype": "float64"}],
+    "orthogonal": [{"gain": 1.5, "seed": 22, "dtype": "float32"}],
 }
 
 
@@ -554,8 +555,8 @@ def test_deserialize_passes_initializers_through() -> None:
         ("torch.xavier_norml", ("did you mean 'torch.xavier_normal'?",)),
         ("xyzzy", ("unknown initializer 'xyzzy'",)),
         ({"name": 3}, ("name must be a string",)),
-        ({"class_name": "Orthogonal", "config": {}}, ("unknown Keras initializer class",
-                                                       "VarianceScaling")),
+        ({"class_name": "Identity", "config": {}}, ("unknown Keras initializer class",
+                                                     "VarianceScaling")),
         ({**KERAS_VS, "extra": 1}, ("unknown key(s)",)),
         ({**KERAS_VS, "config": {**KERAS_VS["config"], "input_axes": [0]}}, ("input_axes",)),
         ({**KERAS_VS, "config": {**KERAS_VS["config"], "seed": {"class_name": "SeedGenerator"}}},

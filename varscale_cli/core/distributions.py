@@ -112,8 +112,9 @@ class Distribution:
 
     @property
     def dim(self) -> int:
-        """``orthogonal``: m = max(rows, cols), the length of the unit vectors."""
-        return max(self.rows, self.cols)
+        """``orthogonal``: m = max(rows, cols), the length of the unit vectors (at least 1, so
+        an empty matrix has finite moments)."""
+        return max(self.rows, self.cols, 1)
 
     @property
     def is_complex(self) -> bool:
