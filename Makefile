@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # pyproject.toml allows (.ci/oldest_constraints.py), with the ml_dtypes pip picks beside them.
 OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed-$(shell cat pyproject.toml .ci/oldest_constraints.py | cksum | cut -d' ' -f1)
-DETERMINISM_TESTS := tests/test_sampling.py tests/test_kernels.py tests/test_rounding.py tests/test_reference_stream.py
+DETERMINISM_TESTS := tests/test_sampling.py tests/test_kernels.py tests/test_rounding.py tests/test_reference_stream.py tests/test_determinism.py
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	VARSCALE_REQUIRE_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 $(OLDEST_STAMP): pyproject.toml .ci/oldest_constraints.py
 	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
@@ -33,7 +33,7 @@ $(OLDEST_STAMP): pyproject.toml .ci/oldest_constraints.py
 
 test-oldest: $(OLDEST_STAMP)
 	$(OLDEST)/bin/python -c "import numpy, ml_dtypes; print('oldest environment: numpy', numpy.__version__, 'ml_dtypes', ml_dtypes.__version__)"
-	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(DETERMINISM_TESTS)
+	VARSCALE_REQUIRE_NATIVE=1 $(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(DETERMINISM_TESTS)
 
 demo: install
 	mkdir -p demo-output

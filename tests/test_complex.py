@@ -385,8 +385,9 @@ def test_dry_run_shows_target_std_and_modulus_bound(tmp_path: Path) -> None:
                              str(tmp_path / "w.npz"), "--dry-run")
     assert code == 0, err
     assert "complex64" in stdout and "0.125" in stdout  # sqrt(2 / 128)
-    assert f"|z|<={2 * 0.125 / co.CTRUNC_STD_2:.6g}" in stdout
-    assert f"|z|<={math.sqrt(2) * 0.125:.6g}" in stdout
+    assert f"|z|<={2 * 0.125 / co.CTRUNC_STD_2:.4g}" in stdout
+    assert f"|z|<={math.sqrt(2) * 0.125:.4g}" in stdout
+    assert "complex disk" in stdout
 
 
 def test_spec_errors_for_complex(tmp_path: Path) -> None:
@@ -408,7 +409,19 @@ def test_presets_lists_the_complex_laws_with_their_source() -> None:
     code, stdout, err = _run("presets")
     assert code == 0, err
     table = stdout[stdout.index("complex64 / complex128"):]
-    for law in ("complex_truncated_normal", "complex_normal", "complex_uniform"):
+    for law in ("complex trunc. normal", "complex normal", "complex disk"):
         assert law in table
     assert "1.01866" in table and "2.07908" in table and "1.41421" in table
     assert "jax.nn.initializers.variance_scaling" in table
+
+
+def test_editor_schema_takes_complex_dtypes_and_corrected_jax(tmp_path: Path) -> None:
+    import jsonschema
+
+    from varscale_cli.spec.editor_schema import editor_schema
+
+    doc = yaml.safe_load(_spec(tmp_path, "complex128").read_text())
+    jsonschema.validate(doc, editor_schema())
+    doc["tensors"]["w/jax"]["initializer"]["corrected"] = "tf"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, editor_schema())

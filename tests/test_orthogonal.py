@@ -246,7 +246,7 @@ def test_generate_verify_stats_on_real_files(tmp_path: Path, suffix: str) -> Non
     out = tmp_path / f"w{suffix}"
     code, stdout, err = _run("generate", str(spec), "-o", str(out), "--dry-run")
     assert code == 0, err
-    assert "orthogonal(gain=1.5)" in stdout and "±1.5" in stdout
+    assert "orthogonal (gain=1.5)" in stdout and "±1.5" in stdout
     code, _, err = _run("generate", str(spec), "-o", str(out), "--quiet")
     assert code == 0, err
     assert _run("verify", str(out))[0] == 0

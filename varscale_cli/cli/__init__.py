@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from .. import __version__
 from ..core.fans import LAYOUTS
@@ -22,6 +21,7 @@ from ..errors import CheckFailed, SpecError
 from ..formats import FORMATS
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
+from ._console import file_progress as _file_progress
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -29,20 +29,11 @@ from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
-    from ..core.initializers import Initializer
+    from collections.abc import Callable
+
     from ..engine.resolve import ResolvedTensor
+    from ..engine.shards import ShardedRun
     from ..stats import FileReport
-
-
-def describe_initializer(init: Initializer) -> str:
-    """``he_normal`` for a preset, else ``name(k=v, ...)`` without seed and dtype."""
-    preset = getattr(init, "preset", None)
-    if preset:
-        return str(preset)
-    spec = init.to_spec()
-    name = spec.pop("name")
-    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
-    return f"{name}({args})" if args else str(name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,7 +121,7 @@ def generate(
             )
             started = time.perf_counter()
             result = shards.generate_sharded(
-                run, lambda n, total: _progress(quiet, n, total)
+                run, lambda n, total: _progress(quiet, n, total, _shard_names(tensors, run))
             )
             if not quiet:
                 _stderr().print(
@@ -162,33 +153,26 @@ def generate(
             _check_written(output, quiet, report_path)
 
 
+def _shard_names(tensors: list[ResolvedTensor], run: ShardedRun) -> Callable[[str], str]:
+    """Tensor name -> ``shard 2/8``, for the progress bar (the plan generate_sharded follows)."""
+    from ..engine.shards import make_plan
+    from ..engine.sizes import parse_size
+
+    max_bytes = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
+    plan = make_plan([t.nbytes for t in tensors], max_bytes, run.num_shards)
+    where = {tensors[j].name: i for i, group in enumerate(plan.groups) for j in group}
+    return lambda name: f"shard {where[name] + 1}/{plan.count}"
+
+
 def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
-    table = Table(title=f"plan (seed {seed})")
-    for col, justify in (
-        ("name", "left"), ("shape", "left"), ("dtype", "left"), ("initializer", "left"),
-        ("fan_in", "right"), ("fan_out", "right"), ("target std", "right"),
-        ("sampler std", "right"), ("bound", "right"), ("bytes", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]  # rich wants a Literal
-    for t in tensors:
-        table.add_row(
-            t.name, "x".join(map(str, t.plan.shape)) or "scalar", t.plan.dtype,
-            describe_initializer(t.plan.initializer), str(t.fan_in), str(t.fan_out),
-            f"{t.target_std:.6g}", f"{t.distribution.std:.6g}", _bound(t), f"{t.nbytes:,}",
-        )
+    from .plan_table import plan_table
+
+    console = _stdout()
+    table = plan_table(tensors, seed, console.width)
     total = sum(t.nbytes for t in tensors)
     params = sum(t.count for t in tensors)
-    console = _stdout()
     console.print(table)
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
-
-
-def _bound(t: ResolvedTensor) -> str:
-    """The law's largest |x - loc| (|z| for a complex law), before rounding to the dtype."""
-    bound = t.distribution.bound
-    if bound is None:
-        return "none"
-    return f"|z|<={bound:.6g}" if t.distribution.is_complex else f"±{bound:.6g}"
 
 
 def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
@@ -198,7 +182,8 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 
     with open_weights(path) as wf:
         targets = stats.targets_from_provenance(wf.metadata) or {}
-        report = stats.check_file(wf, targets, workers=_cores())
+        with _file_progress(quiet, "checking", wf) as advance:
+            report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:
@@ -217,20 +202,28 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 @click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), help="Targets from this spec (matched by tensor name).")
 @click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
-@click.option("--layout", type=click.Choice(LAYOUTS), default="keras", show_default=True, help="Fan convention for --init.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Fan convention for --init (default: the initializer's own, as in a spec: torch for torch.*, else keras).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def stats_cmd(
     path: Path,
     spec_path: Path | None,
     init_name: str | None,
-    layout: str,
+    layout: str | None,
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
+    quiet: bool,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
+
+    Targets come from FILE's provenance, a spec (--spec) or one initializer (--init). The
+    fans of --init follow the initializer's framework, as they do in a spec: torch layout
+    (out, in, *k) for torch.* initializers, keras (..., in, out) for the presets; --layout
+    overrides it. (`varscale spec` defaults to torch because it writes PyTorch's
+    initializers, and its output names the layout.)
 
     Exit 0 when every check passes, 3 when one fails, 1 or 2 on errors.
 
@@ -245,11 +238,13 @@ def stats_cmd(
     with _errors():
         with open_weights(path) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
-            report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
+            with _file_progress(quiet, "checking", wf) as advance:
+                report = stats.check_file(wf, targets, alpha=alpha, workers=_cores(), on_chunk=advance)
             if plot_path is not None:
-                from ..stats.render import plot_report
+                from ..stats.plot import plot_report
 
-                plot_report(report, wf, plot_path)
+                with _file_progress(quiet, "plotting", wf) as advance:
+                    plot_report(report, wf, plot_path, on_chunk=advance)
         _show_report(report, as_json)
         if not report.ok:
             raise CheckFailed("statistical check failed", reported=True)
@@ -262,7 +257,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
     from ..stats.render import stats_table, summary_line
 
     console = _stdout()
-    console.print(stats_table(report))
+    console.print(stats_table(report, console.width))
     console.print(summary_line(report), markup=False)
 
 

@@ -25,6 +25,8 @@ from .base import (
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")
 CONTRIB_MODES = ("FAN_IN", "FAN_OUT", "FAN_AVG")
+#: What ``corrected`` accepts besides true / false: JAX's complex truncation divisor.
+CORRECTED_NAMES = ("jax",)
 
 
 class VarianceScaling(Initializer):
@@ -90,7 +92,7 @@ class VarianceScaling(Initializer):
                 f"Invalid `distribution` argument: {distribution!r}. "
                 f"Please use one of {', '.join(DISTRIBUTIONS)}."
             )
-        if not isinstance(corrected, bool) and corrected != "jax":
+        if not isinstance(corrected, bool) and corrected not in CORRECTED_NAMES:
             raise ValueError(
                 f"`corrected` must be true, false or 'jax'. Received: {corrected!r}"
             )
