@@ -250,6 +250,9 @@ def test_generate_verify_stats_on_real_files(tmp_path: Path, suffix: str) -> Non
     code, _, err = _run("generate", str(spec), "-o", str(out), "--quiet")
     assert code == 0, err
     assert _run("verify", str(out))[0] == 0
+    code, stdout, err = _run("stats", str(out))
+    assert code == 0, err
+    assert "not variance-corrected" not in stdout  # the target std is the law's own
     code, stdout, err = _run("stats", str(out), "--json")
     assert code == 0, err
     doc_out = {t["name"]: t for t in json.loads(stdout)["tensors"]}
