@@ -351,6 +351,10 @@ def test_generate_stats_verify_and_the_reference_loaders(tmp_path: Path, dtype: 
     for name, want in _expected(dtype).items():
         assert loaded[name].dtype == np.dtype(dtype)
         assert np.array_equal(loaded[name], want), name
+    if suffix == ".h5":  # h5py's complex type: a compound of two floats named r and i
+        with h5py.File(out, "r") as f:
+            tid = f["w/uniform"].id.get_type()
+            assert [tid.get_member_name(i) for i in range(tid.get_nmembers())] == [b"r", b"i"]
     code, stdout, err = _run("verify", str(out))
     assert code == 0, err
     code, stdout, err = _run("stats", str(out), "--json")
