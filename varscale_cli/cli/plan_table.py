@@ -35,7 +35,8 @@ LAW_NAMES: dict[Kind, str] = {
 }
 
 #: Narrow terminals lose dtype first (one dtype per spec is the rule), then bytes, then the
-#: fans (`fit_table`).
+#: fans and the bound (`fit_table`): the bound (|z| for a complex law) is what the law
+#: promises, so it outlasts the byte count.
 PLAN_COLUMNS = (
     Column("name"),
     Column("shape"),
