@@ -279,3 +279,18 @@ def test_cli_refuses_a_matrix_over_the_limit(tmp_path: Path) -> None:
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"Error: {spec}: tensor 'emb': initializer: an orthogonal 50000 x 512 matrix")
     assert not out.exists()
+
+
+def test_stats_init_orthogonal_skips_what_cannot_be_orthogonal(tmp_path: Path) -> None:
+    """``stats --init orthogonal`` on a checkpoint with biases: the rank-1 tensors get no
+    target (moments only), never a traceback; a variance-scaled kernel fails orthogonality."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"version": 1, "seed": 1, "tensors": {
+        "k": {"shape": [64, 32]}, "b": {"shape": [32], "initializer": "zeros"}}}))
+    out = tmp_path / "w.npz"
+    assert _run("generate", str(spec), "-o", str(out), "--quiet")[0] == 0
+    code, stdout, err = _run("stats", str(out), "--init", "orthogonal", "--json")
+    assert code == 3 and "Traceback" not in err
+    doc = {t["name"]: t for t in json.loads(stdout)["tensors"]}
+    assert doc["b"]["verdict"] == "no_target"
+    assert doc["k"]["verdict"] == "fail" and "not orthogonal" in doc["k"]["note"]
