@@ -102,7 +102,7 @@ JAX_CTRUNC_STD_2 = 0.95311164380491208
 #: pi / 4 to 20 digits: the phase is computed per octant from it.
 PI_4 = 0.78539816339744830962
 # sin t = t (1 - t^2/3! + t^4/5! - ...), cos t = 1 - t^2/2! + ... for 0 <= t <= pi/4, in t^2,
-# highest degree first. 9 terms each: the first dropped ones, (pi/4)^19 / 19! = 1.4e-19 and
+# highest degree first. 9 terms each: the first dropped ones, (pi/4)^19 / 19! = 8.3e-20 and
 # (pi/4)^18 / 18! = 2.0e-18, are below half an ulp of the results (sin >= t, cos >= 0.707).
 # 1 / k! is the correctly rounded quotient of two exact doubles (18! < 2^53).
 SIN_F64 = tuple(
