@@ -378,8 +378,8 @@ def test_complex128_safetensors_names_the_formats_that_can(tmp_path: Path) -> No
     assert code == 2
     assert err.strip().splitlines()[-1] == (
         "Error: tensor 'w/truncated_normal' has dtype complex128, which safetensors cannot "
-        "store; safetensors stores float16, bfloat16, float32, float64 and complex64; write it "
-        "as npz (.npz) or hdf5 (.h5)"
+        "store; safetensors stores float16, bfloat16, float32, float64, complex64, float8_e4m3fn "
+        "and float8_e5m2; write it as npz (.npz) or hdf5 (.h5)"
     )
     assert not out.exists() and list(tmp_path.iterdir()) == [spec]
 

@@ -125,19 +125,23 @@ def distribution_from_json(value: JSONValue) -> Distribution:
     """A recorded distribution: a known kind, finite parameters, a positive scale and cut."""
     d = _mapping(value, "distribution")
     kind = parse_kind(d.get("kind"))
-    unknown = set(d) - {"kind", "scale", "loc", "cut", *(("rows", "cols") if kind == "orthogonal" else ())}
+    matrix = ("rows", "cols") if kind == "orthogonal" else ()
+    unknown = set(d) - {"kind", "scale", "loc", "cut", "lower", *matrix}
     if unknown:
         raise ValueError(f"distribution has unknown fields {sorted(unknown)}")
     scale = _number(d.get("scale", 0.0), "scale")
     loc = _number(d.get("loc", 0.0), "loc")
     cut = _number(d.get("cut", 2.0), "cut")
-    if scale < 0 or (kind != "constant" and scale == 0) or cut <= 0:
+    lower = None if d.get("lower") is None else _number(d.get("lower"), "lower")
+    if scale < 0 or (kind != "constant" and scale == 0) or (lower is None and cut <= 0):
         raise ValueError(f"invalid distribution parameters scale={scale}, cut={cut}")
+    if lower is not None and not lower < cut:
+        raise ValueError(f"invalid distribution parameters lower={lower}, cut={cut}")
     if kind == "orthogonal":  # the matrix it is: checked again against the shape by verify
-        rows = _int(d.get("rows"), "rows", minimum=1)
-        cols = _int(d.get("cols"), "cols", minimum=1)
-        return Distribution(kind, scale, loc, cut, rows=rows, cols=cols)
-    return Distribution(kind, scale, loc, cut)
+        rows = _int(d.get("rows"), "rows", minimum=0)
+        cols = _int(d.get("cols"), "cols", minimum=0)
+        return Distribution(kind, scale, loc, cut, lower, rows=rows, cols=cols)
+    return Distribution(kind, scale, loc, cut, lower)
 
 
 # --- the records ---------------------------------------------------------------------------------

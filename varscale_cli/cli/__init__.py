@@ -25,6 +25,7 @@ from ._console import file_progress as _file_progress
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
+from .explain import explain_cmd
 from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --h
     from collections.abc import Callable
 
     from ..engine.resolve import ResolvedTensor
-    from ..engine.shards import ShardedRun
+    from ..engine.shards import ShardPlan
     from ..stats import FileReport
 
 
@@ -64,11 +65,12 @@ def cli() -> None:
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Sampling threads (default: all cores).")
 @click.option("--no-check", is_flag=True, help="Skip the statistical check of what was written.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Save the check's JSON report here.")
-@click.option("--max-shard-size", "max_shard_size", help="Shard into OUTPUT (a folder) with at most this many tensor bytes each, e.g. 5GB (decimal units).")
+@click.option("--max-shard-size", "max_shard_size", help="Shard into OUTPUT (a folder) with at most this many tensor bytes each: 5GB (decimal), 5GiB (binary) or bytes.")
 @click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
 @click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
 @click.option("--dask", "dask_address", metavar="SCHEDULER", help="Run the shards as tasks on this Dask scheduler (shared storage).")
 @click.option("--no-fsync", is_flag=True, help="Skip the final fsync: still atomic for other processes, not durable across a power loss.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: the plan or what was written, and the check (docs/json.md).")
 def generate(
     spec_path: Path,
     output: Path | None,
@@ -85,6 +87,7 @@ def generate(
     shard_index: int | None,
     dask_address: str | None,
     no_fsync: bool,
+    as_json: bool,
 ) -> None:
     """Sample every tensor of SPEC and write a weight file (or a sharded folder).
 
@@ -92,7 +95,7 @@ def generate(
     Example:
       varscale generate configs/mlp.yaml -o mlp.safetensors --seed 1234
       varscale generate configs/convnet.yaml -o convnet.h5 --dry-run
-      varscale generate big.yaml -o ckpt/ --max-shard-size 5GB
+      varscale generate big.yaml -o ckpt/ --max-shard-size 5GB --dry-run
       varscale generate big.yaml -o ckpt/ --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID
     """
     from .. import formats
@@ -101,46 +104,83 @@ def generate(
     from ..engine.chunks import worker_count
     from ..engine.resolve import resolve, resolve_seed
     from ..spec import load_spec
+    from .plan import generate_document, shard_plan_lines
 
     with _errors():
         spec = load_spec(spec_path)
         seed = resolve_seed(spec, seed, spec_path)
         tensors = resolve(spec, seed)
-        if dry_run:
-            _print_plan(tensors, seed)
-            return
-        if output is None:
+        from ..engine.precision import float8_warnings
+
+        for line in float8_warnings(tensors):
+            _stderr().print(line, markup=False)
+        sharded = max_shard_size is not None or num_shards is not None
+        if not sharded and (shard_index is not None or dask_address is not None):
+            raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
+        if output is None and not dry_run:
             raise SpecError("missing -o/--output (or use --dry-run)")
-        n_workers = worker_count(workers)
-        if max_shard_size is not None or num_shards is not None:
+        # Everything a run checks before its first byte, for the dry run too.
+        job = None
+        if sharded:
             run = shards.ShardedRun(
                 spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
                 fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,
                 shard_index=shard_index, dask_address=dask_address, force=force,
-                workers=n_workers, fsync=not no_fsync,
+                workers=worker_count(workers), fsync=not no_fsync,
             )
+            job = shards.prepare_sharded(run)
+        elif output is not None:
+            fmt = formats.format_for(output, fmt)
+            metadata = gen.provenance(spec, seed, tensors).file_metadata()
+            gen.check_write(tensors, metadata, output, fmt, force=force)
+        elif fmt is not None:
+            fmt = formats.get(fmt).name
+            formats.check_items(fmt, gen.write_items(tensors, None))
+
+        def document(written: list[str], report: FileReport | None) -> None:
+            doc = generate_document(
+                tensors=tensors, seed=seed, dry_run=dry_run, output=output, fmt=fmt, job=job,
+                written=written, report=report,
+            )
+            click.echo(json.dumps(doc, sort_keys=True))
+
+        if dry_run:
+            if as_json:
+                document([], None)
+                return
+            _print_plan(tensors, seed)
+            if job is not None:
+                for line in shard_plan_lines(job, tensors):
+                    _stdout().print(line, markup=False)
+            return
+        assert output is not None  # refused above unless --dry-run
+        if job is not None:
             started = time.perf_counter()
             result = shards.generate_sharded(
-                run, lambda n, total: _progress(quiet, n, total, _shard_names(tensors, run))
+                job.run,
+                lambda n, total: _progress(quiet, n, total, _shard_names(tensors, job.plan)),
             )
             if not quiet:
                 _stderr().print(
                     f"wrote {len(result.written)} of {result.count} shard(s) to {output} in "
                     f"{time.perf_counter() - started:.2f} s"
                 )
+            report = None
             if not no_check and shard_index is None:
-                _check_written(output, quiet, report_path)
+                report = _check_written(output, quiet, report_path, as_json)
+            if as_json:
+                document(result.written, report)
+            if report is not None and not report.ok:
+                raise _check_failed(output)
             return
-        if shard_index is not None or dask_address is not None:
-            raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
-        fmt = formats.format_for(output, fmt)
+        assert fmt is not None
         metadata = gen.provenance(spec, seed, tensors).file_metadata()
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
         with _progress(quiet, len(tensors), total) as advance:
             gen.write_file(
-                tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance,
-                fsync=not no_fsync,
+                tensors, metadata, output, fmt, force=force, workers=worker_count(workers),
+                on_chunk=advance, fsync=not no_fsync,
             )
         seconds = time.perf_counter() - started
         if not quiet:
@@ -149,17 +189,15 @@ def generate(
                 f"wrote {len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)} "
                 f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
             )
-        if not no_check:
-            _check_written(output, quiet, report_path)
+        report = None if no_check else _check_written(output, quiet, report_path, as_json)
+        if as_json:
+            document([str(output)], report)
+        if report is not None and not report.ok:
+            raise _check_failed(output)
 
 
-def _shard_names(tensors: list[ResolvedTensor], run: ShardedRun) -> Callable[[str], str]:
+def _shard_names(tensors: list[ResolvedTensor], plan: ShardPlan) -> Callable[[str], str]:
     """Tensor name -> ``shard 2/8``, for the progress bar (the plan generate_sharded follows)."""
-    from ..engine.shards import make_plan
-    from ..engine.sizes import parse_size
-
-    max_bytes = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
-    plan = make_plan([t.nbytes for t in tensors], max_bytes, run.num_shards)
     where = {tensors[j].name: i for i, group in enumerate(plan.groups) for j in group}
     return lambda name: f"shard {where[name] + 1}/{plan.count}"
 
@@ -175,7 +213,9 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
 
 
-def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
+def _check_written(path: Path, quiet: bool, report_path: Path | None, as_json: bool) -> FileReport:
+    """The statistical check of what was just written; a failure's table is shown (on stderr
+    with ``--json``, whose stdout is the one document)."""
     from .. import stats
     from ..formats import open_weights
     from ..stats.render import summary_line
@@ -187,12 +227,19 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:
-        _show_report(report, as_json=False)
-        raise CheckFailed(
-            f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
-        )
-    if not quiet:
+        if as_json:
+            _stderr().print(summary_line(report), markup=False)
+        else:
+            _show_report(report, as_json=False)
+    elif not quiet:
         _stderr().print(summary_line(report), markup=False)
+    return report
+
+
+def _check_failed(path: Path) -> CheckFailed:
+    return CheckFailed(
+        f"'{path}' was written but failed its statistical check (see above; --no-check skips it)"
+    )
 
 
 # --- stats -------------------------------------------------------------------------------------
@@ -261,7 +308,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
     console.print(summary_line(report), markup=False)
 
 
-for _command in (verify_cmd, spec_cmd, presets, schema):
+for _command in (verify_cmd, spec_cmd, presets, schema, explain_cmd):
     cli.add_command(_command)
 
 

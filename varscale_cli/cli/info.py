@@ -75,7 +75,8 @@ def _meaning(cls: type) -> str:
 
 
 @click.command()
-def presets() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (docs/json.md).")
+def presets(as_json: bool) -> None:
     """List every preset with its scale, mode, distribution and paper.
 
     Then the initializers with parameters, each with its law. Bare kaiming_normal /
@@ -85,6 +86,7 @@ def presets() -> None:
     \b
     Example:
       varscale presets
+      varscale presets --json
     """
     from rich.text import Text
 
@@ -92,6 +94,11 @@ def presets() -> None:
     from ..stats.layout import Column, fit_table
     from .plan_table import LAW_NAMES
 
+    if as_json:
+        from .documents import presets_document
+
+        click.echo(json.dumps(presets_document(_meaning), sort_keys=True))
+        return
     console = stdout_console()
     rows = []
     for p in PRESETS.values():

@@ -25,6 +25,9 @@ Haar-random m x k matrix with orthonormal columns is gain times a coordinate of 
 vector in R^m, with density proportional to (1 - x^2)^((m - 3) / 2) on [-1, 1]: E x^2 = 1 / m,
 E x^4 = 3 / (m (m + 2)), E x^6 = 15 / (m (m + 2) (m + 4)). The entries are not independent (each
 column has norm exactly 1), which `varscale stats` checks apart (orthogonality).
+
+Every other truncation (a cut other than 2, or an asymmetric [lower, cut]) takes its moments
+from `core.truncnorm`, in the project's own arithmetic, since they are recorded in outputs.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from typing import Literal, get_args
 
 import numpy as np
 
-#: What a sampler can draw: the four real laws and the three complex ones.
+from . import truncnorm
+
+#: What a sampler can draw: the four real laws, the three complex ones and orthogonal.
 Kind = Literal[
     "truncated_normal", "normal", "uniform", "constant",
     "complex_normal", "complex_uniform", "complex_truncated_normal", "orthogonal",
@@ -98,17 +103,41 @@ class Distribution:
             complex laws: `complex_normal` the std of each part, `complex_uniform` the disk's
             radius, `complex_truncated_normal` the unit of the modulus (|z| <= cut * scale).
         loc: the centre (the constant's value for `constant`).
-        cut: truncation point in units of `scale` (truncated_normal and
-            complex_truncated_normal only).
+        cut: truncation point in units of `scale` (truncated_normal: the upper one;
+            complex_truncated_normal: of the modulus).
+        lower: the lower truncation point in units of `scale`, or None for ``-cut`` (the
+            symmetric law); set only when it differs from ``-cut``.
     """
 
     kind: Kind
     scale: float
     loc: float = 0.0
     cut: float = 2.0
+    lower: float | None = None
     #: The matrix an ``orthogonal`` tensor is (rows x cols); 0 for every other kind.
     rows: int = 0
     cols: int = 0
+
+    @property
+    def lower_cut(self) -> float:
+        """The lower truncation point in units of `scale` (``-cut`` when symmetric)."""
+        return -self.cut if self.lower is None else self.lower
+
+    @property
+    def _general(self) -> bool:
+        """A truncation other than the seeds' symmetric +-2 (moments from `truncnorm`)."""
+        return self.kind == "truncated_normal" and (self.lower is not None or self.cut != 2.0)
+
+    def standard_moments(self) -> tuple[float, float, float, float]:
+        """(mean, var, mu4, mu6) of (X - loc) / scale: the standardised law's central moments."""
+        return truncnorm.central_moments(self.lower_cut, self.cut)
+
+    @property
+    def mean(self) -> float:
+        """E[X]: loc, except for an asymmetric truncation."""
+        if self.kind == "truncated_normal" and self.lower is not None:
+            return self.loc + self.scale * self.standard_moments()[0]
+        return self.loc
 
     @property
     def dim(self) -> int:
@@ -127,6 +156,8 @@ class Distribution:
             return modulus_moments(self.kind, self.cut)[0] * self.scale * self.scale
         if self.kind == "orthogonal":
             return self.scale * self.scale / self.dim
+        if self._general:
+            return self.standard_moments()[1] * self.scale * self.scale
         if self.kind == "truncated_normal":
             return truncated_moments(self.cut)[0] * self.scale**2
         if self.kind == "normal":
@@ -142,13 +173,16 @@ class Distribution:
 
     @property
     def kurtosis(self) -> float:
-        """E[(X - loc)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2.
+        """E[(X - mean)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2.
         For the complex laws E|z|^4 / (E|z|^2)^2: 2 (normal), 4/3 (disk)."""
         if self.is_complex:
             m2, m4, _ = modulus_moments(self.kind, self.cut)
             return m4 / (m2 * m2)
         if self.kind == "orthogonal":
             return 3.0 * self.dim / (self.dim + 2.0)
+        if self._general:
+            _, var, mu4, _ = self.standard_moments()
+            return mu4 / (var * var)
         if self.kind == "truncated_normal":
             var, m4 = truncated_moments(self.cut)
             return m4 / var**2
@@ -161,7 +195,9 @@ class Distribution:
     @property
     def bound(self) -> float | None:
         """Largest possible |x - loc| before rounding to the stored dtype, or None if unbounded."""
-        if self.kind in ("truncated_normal", "complex_truncated_normal"):
+        if self.kind == "truncated_normal":
+            return max(self.cut, -self.lower_cut) * self.scale
+        if self.kind == "complex_truncated_normal":
             return self.cut * self.scale
         if self.kind in ("uniform", "complex_uniform", "orthogonal"):
             return self.scale
@@ -188,7 +224,7 @@ class Distribution:
         phi = _std_normal_cdf(t)
         if self.kind == "normal":
             return phi
-        lo = _std_normal_cdf(np.array(-self.cut))
+        lo = _std_normal_cdf(np.array(self.lower_cut))
         hi = _std_normal_cdf(np.array(self.cut))
         return np.clip((phi - lo) / (hi - lo), 0.0, 1.0)
 
@@ -205,8 +241,10 @@ class Distribution:
 
     def to_json(self) -> dict[str, float | str]:
         out: dict[str, float | str] = {
-            "kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut
+            "kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut,
         }
+        if self.lower is not None:  # only then: existing records keep their bytes
+            out["lower"] = self.lower
         if self.kind == "orthogonal":
             out.update(rows=self.rows, cols=self.cols)
         return out

@@ -84,6 +84,31 @@ def atomic_output(
         restore()
 
 
+def check_output(
+    path: Path, *, force: bool, planned_bytes: int = 0, new_folder: bool = False
+) -> None:
+    """Every refusal `atomic_output` can give before it creates a file, without creating one
+    (``--dry-run`` runs it, so a dry run refuses what the real run would).
+
+    With ``new_folder`` (a sharded run creates its folder), a folder that does not exist yet
+    is judged by its nearest existing ancestor: it must be a writable folder with the space.
+
+    Raises:
+        OutputError: as `atomic_output` before its temp file exists.
+    """
+    path = Path(path)
+    parent = path.parent
+    if parent.exists() or not new_folder:
+        _check_target(path, force)
+        _check_folder(parent)
+    else:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot create '{path.parent}': '{parent}' is not a writable folder")
+    _check_space(parent, planned_bytes)
+
+
 def remove_stale_temps(folder: Path, name: str) -> list[Path]:
     """Delete the temp files an earlier, killed run left for output ``name`` in ``folder``.
 

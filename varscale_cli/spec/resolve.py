@@ -11,7 +11,6 @@ import math
 from typing import Any, NamedTuple
 
 from ..core import dtypes
-from ..core.fans import compute_fans
 from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
 from ..formats import RESERVED_NAMES
@@ -206,10 +205,10 @@ class _Resolver:
                     where,
                 )
         try:
-            compute_fans(full, layout, in_axis, out_axis, batch_axis or None)
+            init.fans(full, layout, in_axis, out_axis, batch_axis or None)
         except ValueError as e:
             raise ctx.error(str(e), where) from None
-        # compute_fans accepted the axes, so they are in range: store them non-negative, so that
+        # The fans accepted the axes, so they are in range: store them non-negative, so that
         # -1 and rank-1 compare equal when partitions of one stream are checked against each other.
         rank = len(full)
         in_axis, out_axis, batch_axis = (

@@ -4,6 +4,7 @@
 * `variance_scaling`: TF / Keras `VarianceScaling` and TF contrib's variant;
 * `pytorch`: ``torch.nn.init``'s kaiming / xavier and its gain table;
 * `plain`: constants, fixed normals and uniforms;
+* `truncated`: truncation at any bounds, and ``torch.nn.init.trunc_normal_``;
 * `orthogonal`: the orthogonal initializer (not elementwise: its law needs the whole shape);
 * `registry`: presets, aliases and classes by name (`get`), and the preset functions
   (`registry.he_normal` ...; ``varscale_cli`` exports them);
@@ -27,6 +28,7 @@ from .pytorch import (
     calculate_gain,
 )
 from .registry import ALIASES, CLASSES, PRESETS, Preset, get, names
+from .truncated import TorchTruncNormal
 from .variance_scaling import (
     CONTRIB_MODES,
     DISTRIBUTIONS,
@@ -41,7 +43,7 @@ __all__ = [
     "NONLINEARITIES", "PRESETS", "Constant", "ContribVarianceScaling", "Initializer", "Ones",
     "Orthogonal",
     "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchKaiming",
-    "TorchKaimingNormal", "TorchKaimingUniform", "TorchXavier", "TorchXavierNormal",
+    "TorchKaimingNormal", "TorchKaimingUniform", "TorchTruncNormal", "TorchXavier", "TorchXavierNormal",
     "TorchXavierUniform", "TruncatedNormal", "VarianceScaling", "Zeros", "calculate_gain",
     "canonical_dtype", "deserialize", "get", "names", "variance_scaling_initializer",
 ]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .base import DTypeSpec, Initializer
 from .orthogonal import Orthogonal
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import TorchKaimingNormal, TorchKaimingUniform, TorchXavierNormal, TorchXavierUniform
+from .truncated import TorchTruncNormal
 from .variance_scaling import ContribVarianceScaling, VarianceScaling
 
 
@@ -27,11 +28,20 @@ class Preset:
     paper: str
 
     def build(
-        self, seed: int | None = None, dtype: DTypeSpec = "float32", *, alias: str | None = None
+        self,
+        seed: int | None = None,
+        dtype: DTypeSpec = "float32",
+        *,
+        alias: str | None = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
     ) -> VarianceScaling:
-        """The initializer, its ``preset`` set to ``alias`` (the name asked for) or this name."""
+        """The initializer, its ``preset`` set to ``alias`` (the name asked for) or this name.
+        ``input_axes`` / ``output_axes``: Keras 3's (``GlorotUniform(seed, input_axes,
+        output_axes)``), see `VarianceScaling`."""
         return VarianceScaling(
-            self.scale, self.mode, self.distribution, seed, dtype, preset=alias or self.name
+            self.scale, self.mode, self.distribution, seed, dtype, preset=alias or self.name,
+            input_axes=input_axes, output_axes=output_axes,
         )
 
 
@@ -61,8 +71,8 @@ CLASSES: dict[str, type[Initializer]] = {
     cls.name: cls
     for cls in (
         VarianceScaling, ContribVarianceScaling, TorchKaimingNormal, TorchKaimingUniform,
-        TorchXavierNormal, TorchXavierUniform, Constant, Zeros, Ones, RandomNormal,
-        TruncatedNormal, RandomUniform, Orthogonal,
+        TorchXavierNormal, TorchXavierUniform, TorchTruncNormal, Constant, Zeros, Ones,
+        RandomNormal, TruncatedNormal, RandomUniform, Orthogonal,
     )
 }
 
@@ -80,14 +90,15 @@ def get(name: str, **params: object) -> Initializer:
     """
     canonical = ALIASES.get(name, name)
     if canonical in PRESETS:
-        unknown = set(params) - {"seed", "dtype"}
+        unknown = set(params) - {"seed", "dtype", "input_axes", "output_axes"}
         if unknown:
             raise ValueError(
-                f"preset {name!r} takes no parameters besides seed and dtype, got "
-                f"{', '.join(sorted(unknown))}; use variance_scaling to set scale/mode/distribution"
+                f"preset {name!r} takes no parameters besides seed, dtype, input_axes and "
+                f"output_axes, got {', '.join(sorted(unknown))}; use variance_scaling to set "
+                "scale/mode/distribution"
             )
-        # params are only seed and dtype (checked above), from user data; VarianceScaling
-        # validates both and raises ValueError, so their static type stays `object` here.
+        # params are only those (checked above), from user data; VarianceScaling validates
+        # them and raises ValueError, so their static type stays `object` here.
         return PRESETS[canonical].build(**params, alias=name)  # type: ignore[arg-type]
     if canonical not in CLASSES:
         close = difflib.get_close_matches(str(name), names(), n=1)

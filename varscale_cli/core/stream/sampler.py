@@ -25,7 +25,7 @@ import numpy as np
 
 from ..distributions import Distribution
 from ..dtypes import COMPLEX, SAMPLED, numpy_dtype
-from ..rounding import below, round_to
+from ..rounding import SATURATING, below, round_to
 from .orthogonal import orthogonal_matrix
 from .philox import raw_bits32, raw_words, stream_key
 from .polar import fill_complex
@@ -79,12 +79,19 @@ class TensorSampler:
         start = operator.index(start)
         n = out.shape[0]
         if self.dist.kind == "constant":
-            # Rounded by varscale's own one-step rounding, so the library cast that follows is
-            # exact: ml_dtypes 0.5 and 0.7 round float64 -> bfloat16 differently (twice, once).
-            out.fill(round_to(self.dist.loc, self.dtype))
+            # Rounded by varscale's own one-step rounding (saturated for the float8 types), so
+            # the library cast that follows is exact: ml_dtypes 0.5 and 0.7 round float64 ->
+            # bfloat16 differently (twice, once).
+            limit = SATURATING.get(self.dtype)
+            value = self.dist.loc if limit is None else min(max(self.dist.loc, -limit), limit)
+            out.fill(round_to(value, self.dtype))
             return out
         if self.dist.kind == "orthogonal":
-            np.copyto(out, self._orthogonal()[start : start + n], casting="unsafe")
+            part = self._orthogonal()[start : start + n]
+            limit = SATURATING.get(self.dtype)
+            if limit is not None:  # float8: saturate like every float32 law (a large gain)
+                part = np.clip(part, np.float32(-limit), np.float32(limit))
+            np.copyto(out, part, casting="unsafe")
             return out
         if self.dtype in COMPLEX:
             # Two stream values per element: blocks of half the scratch (`polar.fill_complex`).
@@ -119,6 +126,9 @@ class TensorSampler:
             bits = raw_bits32(self._key, start, n, s.philox)
             dst = out if out.dtype == np.float32 else s.res
             transform_f32(self.dist, bits, s, dst)
+            limit = SATURATING.get(self.dtype)
+            if limit is not None:  # float8: saturate, never NaN or inf (rounding.SATURATING)
+                np.clip(dst, np.float32(-limit), np.float32(limit), out=dst)
             if dst is not out:
                 np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
         if self.dist.kind == "uniform" and self.dist.loc != 0.0:
