@@ -407,6 +407,11 @@ def test_spec_errors_for_complex(tmp_path: Path) -> None:
     code, _, err = _run("generate", str(path), "-o", str(tmp_path / "w.npz"))
     assert code == 2 and "`corrected` must be true, false or 'jax'" in err
     assert "Traceback" not in err
+    # Truncation bounds are real-valued (Haiku's lower/upper): JAX's complex law cuts |z| at 2.
+    doc["tensors"]["x"]["initializer"] = {"name": "variance_scaling", "lower": -1.0, "upper": 2.0}
+    path.write_text(yaml.safe_dump(doc))
+    code, _, err = _run("generate", str(path), "-o", str(tmp_path / "w.npz"))
+    assert code == 2 and "tensor 'x'" in err and "apply to real dtypes only" in err
 
 
 def test_presets_lists_the_complex_laws_with_their_source() -> None:

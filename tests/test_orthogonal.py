@@ -294,3 +294,29 @@ def test_stats_init_orthogonal_skips_what_cannot_be_orthogonal(tmp_path: Path) -
     doc = {t["name"]: t for t in json.loads(stdout)["tensors"]}
     assert doc["b"]["verdict"] == "no_target"
     assert doc["k"]["verdict"] == "fail" and "not orthogonal" in doc["k"]["note"]
+
+
+@pytest.mark.parametrize("command", ["stats", "generate", "explain"])
+def test_json_documents_of_the_new_laws_follow_their_schemas(tmp_path: Path, command: str) -> None:
+    """docs/json/*.schema.json describe orthogonal (rows, cols, orthogonality) and complex
+    (modulus_statistic, phase_statistic) outputs too."""
+    import jsonschema
+
+    root = Path(__file__).resolve().parent.parent
+    schema = json.loads((root / "docs" / "json" / f"{command}.schema.json").read_text())
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"version": 1, "seed": 2, "tensors": {
+        "q": {"shape": [128, 64], "initializer": "orthogonal"},
+        "z": {"shape": [128, 64], "dtype": "complex64",
+              "initializer": {"name": "variance_scaling", "distribution": "uniform"}}}}))
+    out = tmp_path / "w.npz"
+    if command == "stats":
+        assert _run("generate", str(spec), "-o", str(out), "--quiet")[0] == 0
+        args = ["stats", str(out), "--json"]
+    elif command == "generate":
+        args = ["generate", str(spec), "-o", str(out), "--dry-run", "--json"]
+    else:
+        args = ["explain", "128x64", "orthogonal", "--json"]
+    code, stdout, err = _run(*args)
+    assert code == 0, err
+    jsonschema.validate(json.loads(stdout), schema, cls=jsonschema.Draft202012Validator)

@@ -35,7 +35,8 @@ def presets_document(meaning: Callable[[type], str]) -> dict[str, object]:
                 "parameters": {
                     k: v for k, v in cls().get_config().items() if k not in ("seed", "dtype")
                 },
-                "law": cls().distribution(1.0, 1.0).kind,
+                # A shape for the initializers whose law needs one (orthogonal).
+                "law": cls().law(1.0, 1.0, shape=(1, 1)).kind,
                 "meaning": meaning(cls),
             }
             for name, cls in CLASSES.items()

@@ -49,6 +49,7 @@ KERAS_CLASSES: dict[str, str] = {
     "uniform": "random_uniform",
     "one": "ones",
     "zero": "zeros",
+    "OrthogonalInitializer": "orthogonal",  # Keras' alias of Orthogonal
 }
 
 
