@@ -19,9 +19,11 @@ from ..core.fans import LAYOUTS
 from ..engine.sizes import DECIMAL, human_bytes
 from ..errors import CheckFailed, SpecError
 from ..formats import FORMATS
+from ..terminal import printable
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
 from ._console import file_progress as _file_progress
+from ._console import max_tensors_option
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -220,19 +222,20 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None, as_json: b
     from ..formats import open_weights
     from ..stats.render import summary_line
 
-    with open_weights(path) as wf:
-        targets = stats.targets_from_provenance(wf.metadata) or {}
+    # The file just written holds the spec's tensors: no --max-tensors limit on reading it back.
+    with open_weights(path, max_tensors=2**63 - 1) as wf:
+        targets = stats.targets_from_provenance(wf.metadata, str(path)) or {}
         with _file_progress(quiet, "checking", wf) as advance:
             report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
     if report_path is not None:
         report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
     if not report.ok:
         if as_json:
-            _stderr().print(summary_line(report), markup=False)
+            _stderr().print(printable(summary_line(report)), markup=False)
         else:
             _show_report(report, as_json=False)
     elif not quiet:
-        _stderr().print(summary_line(report), markup=False)
+        _stderr().print(printable(summary_line(report)), markup=False)
     return report
 
 
@@ -253,6 +256,7 @@ def _check_failed(path: Path) -> CheckFailed:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+@max_tensors_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def stats_cmd(
     path: Path,
@@ -262,6 +266,7 @@ def stats_cmd(
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
+    max_tensors: int,
     quiet: bool,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
@@ -283,7 +288,7 @@ def stats_cmd(
     from ..formats import open_weights
 
     with _errors():
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
             with _file_progress(quiet, "checking", wf) as advance:
                 report = stats.check_file(wf, targets, alpha=alpha, workers=_cores(), on_chunk=advance)
@@ -305,7 +310,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
 
     console = _stdout()
     console.print(stats_table(report, console.width))
-    console.print(summary_line(report), markup=False)
+    console.print(printable(summary_line(report)), markup=False)
 
 
 for _command in (verify_cmd, spec_cmd, presets, schema, explain_cmd):

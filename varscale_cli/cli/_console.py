@@ -27,11 +27,20 @@ from rich.progress import (
 )
 
 from ..errors import CheckFailed, InternalError, VarscaleError
+from ..formats.base import MAX_TENSORS
+from ..terminal import printable
 
 if TYPE_CHECKING:  # the engine imports numpy: load it when a command runs, not for --help
     from ..engine.generate import OnChunk
     from ..engine.resolve import ResolvedTensor
     from ..formats.base import WeightFile
+
+
+#: ``--max-tensors`` of the commands that read a weight file (stats, verify, spec).
+max_tensors_option = click.option(
+    "--max-tensors", type=click.IntRange(min=1), default=MAX_TENSORS, show_default=True,
+    help="Refuse a file that lists more tensors (bounds memory; raise it for a bigger checkpoint).",
+)
 
 
 def stderr_console() -> Console:
@@ -63,7 +72,7 @@ def exit_codes() -> Iterator[None]:
         yield
     except (VarscaleError, InternalError) as e:
         if not (isinstance(e, CheckFailed) and e.reported):
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {printable(e)}", err=True)  # names from files: escaped
         raise click.exceptions.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         click.echo("Error: interrupted; no output was written", err=True)

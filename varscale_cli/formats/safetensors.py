@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
@@ -36,12 +37,15 @@ import numpy as np
 
 from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError, SpecError
+from ..inputs import open_input
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     MAX_JSON_BYTES,
+    MAX_TENSORS,
     BaseWeightFile,
     TensorInfo,
     check_chunk_elems,
+    check_tensor_count,
     loads_strict,
     native,
     one_line,
@@ -107,6 +111,26 @@ _WRITE_CODES: dict[str, tuple[str, int]] = {
 }
 
 
+#: A JSON string literal (the unrolled form of ``"(?:[^"\\]|\\.)*"``, linear in its length),
+#: or a ``{`` outside of one (group 1).
+_STRING_OR_BRACE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(\{)')
+
+
+def _objects(raw: bytes, enough: int) -> int:
+    """How many JSON objects the header text holds, counted before json builds one dict each.
+
+    Every tensor entry is an object, and so are ``__metadata__`` and the header itself. A ``{``
+    byte outside a string literal opens an object, and JSON escapes cannot spell one, so the
+    count of ``{`` bytes is an upper bound (one pass in C); only when it is over ``enough``
+    (string values such as provenance JSON hold braces too) are the braces outside string
+    literals counted exactly, one match at a time (no copy of the header).
+    """
+    upper = raw.count(b"{")
+    if upper <= enough:
+        return upper
+    return sum(1 for m in _STRING_OR_BRACE.finditer(raw) if m.lastindex)
+
+
 def _is_uint(value: Any) -> bool:
     # json gives bool for true/false, and bool is an int subclass: refuse it explicitly.
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _USIZE_LIMIT
@@ -118,16 +142,15 @@ class SafetensorsFile(BaseWeightFile):
 
     """One ``.safetensors`` file, header validated on open, values read in chunks."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self.path = Path(path)
         self.metadata = {}
         self._infos = {}
+        self._max_tensors = max_tensors
         self._spans: dict[str, tuple[int, int]] = {}
         self._codes: dict[str, str] = {}
-        try:
-            self._f: io.BufferedReader | None = open(self.path, "rb")  # closed by close()
-        except OSError as exc:
-            raise ReadError(f"'{self.path}': cannot open: {one_line(exc.strerror or str(exc))}") from None
+        # closed by close(); a FIFO or device is refused before it is opened
+        self._f: io.BufferedReader | None = open_input(self.path)
         self._open_guarded(self._parse, "invalid safetensors file")
 
     def _fail(self, what: str) -> ReadError:
@@ -152,6 +175,13 @@ class SafetensorsFile(BaseWeightFile):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._fail(f"InvalidHeader: the header is not UTF-8 (byte {exc.start})") from None
+        # The header object itself and __metadata__ are objects too (an escaped spelling of
+        # the key only makes this count one higher than the exact check after parsing).
+        others = 1 + (b'"__metadata__"' in raw)
+        check_tensor_count(
+            self.path, _objects(raw, self._max_tensors + others) - others, self._max_tensors,
+            "entries in its header",
+        )
         try:
             header = loads_strict(text)
         except (ValueError, RecursionError) as exc:
@@ -159,6 +189,7 @@ class SafetensorsFile(BaseWeightFile):
         if not isinstance(header, dict):
             raise self._fail("InvalidHeaderDeserialization: the header is not a JSON object")
         self.metadata = self._parse_metadata(header.pop(METADATA_KEY, None))
+        check_tensor_count(self.path, len(header), self._max_tensors)
         entries = [self._parse_entry(name, info) for name, info in header.items()]
         # The reference sorts by data_offsets, then requires them to tile the buffer exactly.
         entries.sort(key=lambda e: (e[3], e[4]))

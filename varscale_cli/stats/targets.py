@@ -131,7 +131,7 @@ def targets_for_file(
         except ValueError as e:
             raise SpecError(f"--init: {e}") from None
         return {info.name: _init_target(init, info, layout) for info in tensors}
-    return dict(targets_from_provenance(wf.metadata) or {})
+    return dict(targets_from_provenance(wf.metadata, str(wf.path)) or {})
 
 
 def _init_target(init: Initializer, info: TensorInfo, layout: str | None) -> Target | None:
@@ -155,8 +155,10 @@ def _dtype_from_name(name: str) -> np.dtype | None:
         return None
 
 
-def targets_from_provenance(metadata: Mapping[str, str]) -> dict[str, Target] | None:
+def targets_from_provenance(metadata: Mapping[str, str], where: str) -> dict[str, Target] | None:
     """Targets recorded by varscale's writers in a file's metadata (key ``varscale``).
+
+    ``where`` names the file in messages.
 
     Returns:
         name -> Target for every tensor the provenance lists, or None if the file carries
@@ -176,5 +178,5 @@ def targets_from_provenance(metadata: Mapping[str, str]) -> dict[str, Target] | 
             fan_out=r.fan_out,
             dtype=_dtype_from_name(r.dtype) if r.dtype is not None else None,
         )
-        for name, r in recorded_distributions(raw).items()
+        for name, r in recorded_distributions(raw, where).items()
     }
