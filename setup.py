@@ -24,7 +24,11 @@ setup(
     ext_modules=[
         Extension(
             "varscale_cli._native.vskernels",
-            sources=["varscale_cli/_native/vskernels.c", "varscale_cli/_native/vsstream.c"],
+            sources=[
+                "varscale_cli/_native/vskernels.c",
+                "varscale_cli/_native/vsstream.c",
+                "varscale_cli/_native/vsqr.c",
+            ],
             depends=["varscale_cli/_native/vsphilox.h"],
             extra_compile_args=FLAGS,
             optional=True,

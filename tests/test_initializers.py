@@ -245,7 +245,7 @@ def test_distribution_errors(dist: Any) -> None:
     assert "truncated_normal, untruncated_normal, uniform, normal" in str(info.value)
 
 
-@pytest.mark.parametrize("dtype", ["int32", np.int32, np.dtype("int64"), "complex64", "float8",
+@pytest.mark.parametrize("dtype", ["int32", np.int32, np.dtype("int64"), "float8",
                                    int, bool, "uint8"])
 def test_dtype_errors(dtype: Any) -> None:
     with pytest.raises(ValueError, match="Expected a floating point dtype") as info:
@@ -253,6 +253,18 @@ def test_dtype_errors(dtype: Any) -> None:
     assert "float16, bfloat16, float32, float64" in str(info.value)
     with pytest.raises(ValueError, match="Expected a floating point dtype"):
         V.VarianceScaling(seed=1)((3, 4), dtype=dtype)  # the call-time dtype is checked too
+
+
+@pytest.mark.parametrize("dtype", ["complex64", np.complex128])
+def test_complex_dtype_only_where_supported(dtype: Any) -> None:
+    """variance_scaling fills complex tensors (JAX's laws); the plain initializers refuse them
+    at creation and at call time, naming what they can produce."""
+    assert V.VarianceScaling(seed=1)((3, 4), dtype=dtype).dtype == np.dtype(dtype)
+    with pytest.raises(ValueError, match="'random_normal' cannot produce complex") as info:
+        V.RandomNormal(dtype=dtype)
+    assert str(info.value).endswith("allowed: float16, bfloat16, float32, float64, float8_e4m3fn, float8_e5m2")
+    with pytest.raises(ValueError, match="cannot produce complex"):
+        V.RandomNormal(seed=1)((3, 4), dtype=dtype)
 
 
 def test_dtype_error_quotes_the_value() -> None:
@@ -456,6 +468,7 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"weight": "fc.weight", "fan_in": 16, "seed": 22, "dtype": "float32"},
         {"fan_in": 0, "seed": None, "dtype": "float64"},
     ],
+    "orthogonal": [{"gain": 1.5, "seed": 22, "dtype": "float32"}],
 }
 
 
@@ -574,8 +587,8 @@ def test_deserialize_passes_initializers_through() -> None:
         ("torch.xavier_norml", ("did you mean 'torch.xavier_normal'?",)),
         ("xyzzy", ("unknown initializer 'xyzzy'",)),
         ({"name": 3}, ("name must be a string",)),
-        ({"class_name": "Orthogonal", "config": {}}, ("unknown Keras initializer class",
-                                                       "VarianceScaling")),
+        ({"class_name": "Identity", "config": {}}, ("unknown Keras initializer class",
+                                                     "VarianceScaling")),
         ({**KERAS_VS, "extra": 1}, ("unknown key(s)",)),
         ({**KERAS_VS, "config": {**KERAS_VS["config"], "input_axes": 0, "output_axes": [1]}},
          ("input_axes must be a list of ints", "write e.g. [0]")),

@@ -103,12 +103,12 @@ output/bias      10       zeros           constant          0         0
 """,
     100: """\
 plan (seed 0)
-name             shape    initializer     law            fan in/out  mean       std     bytes
-─────────────────────────────────────────────────────────────────────────────────────────────
-hidden_1/kernel  784x512  he_normal       trunc. normal     784/512     0   0.05051   1.61 MB
-hidden_1/bias    512      zeros           constant          512/512     0         0   2.05 kB
-output/kernel    512x10   glorot_uniform  uniform            512/10     0    0.0619  20.48 kB
-output/bias      10       zeros           constant            10/10     0         0      40 B
+name             shape    initializer     law            fan in/out  mean       std    bound
+────────────────────────────────────────────────────────────────────────────────────────────
+hidden_1/kernel  784x512  he_normal       trunc. normal     784/512     0   0.05051  ±0.1148
+hidden_1/bias    512      zeros           constant          512/512     0         0       ±0
+output/kernel    512x10   glorot_uniform  uniform            512/10     0    0.0619  ±0.1072
+output/bias      10       zeros           constant            10/10     0         0       ±0
 4 tensors, 407,050 parameters, 1.63 MB
 """,
 }

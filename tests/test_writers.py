@@ -137,7 +137,8 @@ def _items(*specs: tuple[str, object]) -> list[WriteItem]:
             _items(("w", np.complex128)),
             UnsupportedDtype,
             "tensor 'w' has dtype complex128, which safetensors cannot store; safetensors "
-            "stores float16, bfloat16, float32, float64, complex64, float8_e4m3fn and float8_e5m2",
+            "stores float16, bfloat16, float32, float64, complex64, float8_e4m3fn and float8_e5m2; "
+            "write it as npz (.npz) or hdf5 (.h5)",
         ),
         (
             "npz",

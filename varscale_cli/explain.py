@@ -178,6 +178,10 @@ def _law(d: Distribution) -> str:
         return f"{loc}normal(std {_g(d.scale)}), unbounded"
     if d.kind == "uniform":
         return f"{loc}uniform(+-{_g(d.scale)})"
+    if d.kind == "orthogonal":
+        return f"{_g(d.scale)} x orthogonal {d.rows} x {d.cols} matrix, entries within +-{_g(d.scale)}"
+    if d.is_complex:
+        return f"{d.kind} (|z| <= {_g(d.bound)})" if d.bound is not None else d.kind
     return f"constant {_g(d.loc)}"
 
 
@@ -200,8 +204,9 @@ def explain(
     def convention(name: str, lay: str, i: Axes, o: Axes, b: Axes) -> Convention:
         axes = fan_axes(shape, lay, i, o, b)
         fi, fo = compute_fans(shape, lay, i, o, b)
-        return Convention(name, axes, fi, fo, _n(init, fi, fo), init.target_std(fi, fo),
-                          init.distribution(fi, fo))
+        law = init.law(fi, fo, shape=shape, layout=lay)  # orthogonal's needs the whole shape
+        target = init.target_std(fi, fo) if init.elementwise else law.std
+        return Convention(name, axes, fi, fo, _n(init, fi, fo), target, law)
 
     explicit = in_axis is not None or out_axis is not None or batch_axis is not None
     jax_name = "JAX (given axes)" if explicit else "JAX (defaults)"

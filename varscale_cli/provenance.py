@@ -138,10 +138,11 @@ def _check_depth(value: JSONValue, what: str, depth: int = 0) -> None:
 def distribution_from_json(value: JSONValue) -> Distribution:
     """A recorded distribution: a known kind, finite parameters, a positive scale and cut."""
     d = _mapping(value, "distribution")
-    unknown = set(d) - {"kind", "scale", "loc", "cut", "lower"}
+    kind = parse_kind(d.get("kind"))
+    matrix = ("rows", "cols") if kind == "orthogonal" else ()
+    unknown = set(d) - {"kind", "scale", "loc", "cut", "lower", *matrix}
     if unknown:
         raise ValueError(f"distribution has unknown fields {sorted(unknown)}")
-    kind = parse_kind(d.get("kind"))
     scale = _number(d.get("scale", 0.0), "scale")
     loc = _number(d.get("loc", 0.0), "loc")
     cut = _number(d.get("cut", 2.0), "cut")
@@ -160,6 +161,10 @@ def distribution_from_json(value: JSONValue) -> Distribution:
             f"truncated_normal {what} is narrower than the {2 * MIN_TRUNCATION_CUT:g} "
             "accepted (its moments cannot be computed in float64)"
         )
+    if kind == "orthogonal":  # the matrix it is: checked again against the shape by verify
+        rows = _int(d.get("rows"), "rows", minimum=0, maximum=2**48)  # a tensor's element limit
+        cols = _int(d.get("cols"), "cols", minimum=0, maximum=2**48)
+        return Distribution(kind, scale, loc, cut, lower, rows=rows, cols=cols)
     return Distribution(kind, scale, loc, cut, lower)
 
 

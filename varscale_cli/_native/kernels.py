@@ -44,9 +44,10 @@ _lib.vs_fill32.argtypes = (
 )
 _lib.vs_round_f16.argtypes = (_P, _P, _I64)
 _lib.vs_round_bf16.argtypes = (_P, _P, _I64)
+_lib.vs_householder_qr.argtypes = (_P, _P, _P, _P, _I64, _I64)
 for _fn in (
     _lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32,
-    _lib.vs_fill32, _lib.vs_round_f16, _lib.vs_round_bf16,
+    _lib.vs_fill32, _lib.vs_round_f16, _lib.vs_round_bf16, _lib.vs_householder_qr,
 ):
     _fn.restype = None
 
@@ -114,3 +115,13 @@ def round16(x: np.ndarray, out: np.ndarray, odtype: str) -> None:
     stream's conversion, exported so tests can compare it with numpy / ml_dtypes)."""
     fn = _lib.vs_round_f16 if odtype == "float16" else _lib.vs_round_bf16
     fn(_ptr(x), _ptr(out), x.shape[0])
+
+
+def householder_qr(at: np.ndarray, qt: np.ndarray) -> None:
+    """qt = Q^T (k x m, R's diagonal positive) of A = at^T; ``at`` (k x m float64, C order)
+    is overwritten by the reflectors (``vsqr.c``; its numpy twin is
+    ``core.stream.orthogonal.householder_reference``)."""
+    k, m = at.shape
+    assert at.dtype == qt.dtype == np.float64 and qt.shape == (k, m) and m >= k
+    work = np.empty(2 * max(k, 1), dtype=np.float64)
+    _lib.vs_householder_qr(_ptr(at), _ptr(qt), _ptr(work), _ptr(work[k:]), m, k)

@@ -35,8 +35,9 @@ def presets_document(meaning: Callable[[type], str]) -> dict[str, object]:
                 "parameters": {
                     k: v for k, v in cls().get_config().items() if k not in ("seed", "dtype")
                 },
-                # bound to some fans: torch.default_bias takes its weight's
-                "law": cls().bind_fans(1, 1).distribution(1.0, 1.0).kind,
+                # bound to some fans (torch.default_bias takes its weight's) and with a shape
+                # (orthogonal's law needs one)
+                "law": cls().bind_fans(1, 1).law(1.0, 1.0, shape=(1, 1)).kind,
                 "meaning": meaning(cls),
             }
             for name, cls in CLASSES.items()

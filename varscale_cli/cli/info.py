@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from ..errors import VarscaleError
 from ..frameworks.conventions import CONVENTIONS
 from ..terminal import printable
 from ._console import exit_codes, max_tensors_option, stderr_console, stdout_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: `varscale spec`'s layout when none is given, listed first: the checkpoints one reads a
 #: spec from are mostly PyTorch's, and the spec it prints names its layout, so nothing
@@ -126,14 +130,41 @@ def presets(as_json: bool) -> None:
     for name, cls in CLASSES.items():
         init = cls()
         cfg = {k: v for k, v in init.get_config().items() if k not in ("seed", "dtype")}
-        # One that takes another tensor's fans (torch.default_bias) shows its law bound to some.
-        law = LAW_NAMES[init.bind_fans(1, 1).distribution(1.0, 1.0).kind]
+        # Bound to some fans (torch.default_bias takes another tensor's) and with a shape
+        # (orthogonal's law needs one); the others ignore both.
+        law = LAW_NAMES[init.bind_fans(1, 1).law(1.0, 1.0, shape=(1, 1)).kind]
         params.append((Text(name), Text(law), Text(json.dumps(cfg)), Text(_meaning(cls))))
     param_columns = (
         Column("name"), Column("law"), Column("parameters (defaults)", squeeze=True),
         Column("meaning", squeeze=True),
     )
     console.print(fit_table(param_columns, params, console.width, title=Text("initializers with parameters")))
+    console.print()
+    _complex_table(console)
+
+
+def _complex_table(console: Console) -> None:
+    """variance_scaling's complex laws, each resolved for scale / n = 1 (E|z|^2, bound)."""
+    from rich.text import Text
+
+    from ..core.initializers.variance_scaling import COMPLEX_VARIANTS, VarianceScaling
+    from ..stats.layout import Column, fit_table
+    from .plan_table import LAW_NAMES
+
+    rows = []
+    for dist, corrected, reference in COMPLEX_VARIANTS:
+        law = VarianceScaling(1.0, "fan_in", dist, corrected=corrected).law(1, 1, "complex64")
+        bound = "none" if law.bound is None else f"{law.bound:.6g}"
+        rows.append((
+            Text(dist), Text(str(corrected).lower()), Text(LAW_NAMES[law.kind]),
+            Text(f"{law.variance:.6g}"), Text(bound), Text(reference),
+        ))
+    columns = (
+        Column("distribution"), Column("corrected"), Column("law"), Column("E|z|^2", "right"),
+        Column("max |z|", "right"), Column("reference", squeeze=True),
+    )
+    title = Text("complex64 / complex128 (variance_scaling), per unit scale / n")
+    console.print(fit_table(columns, rows, console.width, title=title))
 
 
 @click.command()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
-from ..core.distributions import Kind
+from ..core.distributions import Distribution, Kind
 from ..engine.sizes import DECIMAL, human_bytes
 from ..stats.layout import Column, fit_table, nominal_differs, std_text
 from ..stats.render import UNCORRECTED_NOTE
@@ -29,10 +29,15 @@ LAW_NAMES: dict[Kind, str] = {
     "normal": "normal",
     "uniform": "uniform",
     "constant": "constant",
+    "complex_normal": "complex normal",
+    "complex_uniform": "complex disk",
+    "complex_truncated_normal": "complex trunc. normal",
+    "orthogonal": "orthogonal",
 }
 
 #: Narrow terminals lose dtype first (one dtype per spec is the rule), then bytes, then the
-#: fans (`fit_table`).
+#: fans and the bound (`fit_table`): the bound (|z| for a complex law) is what the law
+#: promises, so it outlasts the byte count.
 PLAN_COLUMNS = (
     Column("name"),
     Column("shape"),
@@ -42,6 +47,7 @@ PLAN_COLUMNS = (
     Column("fan in/out", "right", drop=1),
     Column("mean", "right"),
     Column("std", "right"),
+    Column("bound", "right", drop=1),
     Column("bytes", "right", drop=2),
 )
 
@@ -56,6 +62,13 @@ def describe_initializer(init: Initializer) -> str:
     name = spec.pop("name")
     args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in spec.items())
     return f"{name} ({args})" if args else str(name)
+
+
+def bound_text(d: Distribution) -> str:
+    """The law's largest |x - loc| before rounding (``|z|<=`` for a complex law's modulus)."""
+    if d.bound is None:
+        return "none"
+    return f"|z|<={d.bound:.4g}" if d.is_complex else f"±{d.bound:.4g}"
 
 
 def plan_table(tensors: list[ResolvedTensor], seed: int, width: int) -> Table:
@@ -75,6 +88,7 @@ def plan_table(tensors: list[ResolvedTensor], seed: int, width: int) -> Table:
             Text(f"{t.fan_in}/{t.fan_out}"),
             Text(f"{d.mean:.4g}"),
             std_text(f"{d.std:.4g}", uncorrected),
+            Text(bound_text(d)),
             Text(human_bytes(t.nbytes, DECIMAL)),
         ))
     caption = UNCORRECTED_NOTE if marked else None

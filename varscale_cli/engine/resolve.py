@@ -74,13 +74,18 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
         fan_in, fan_out = p.initializer.fans(
             p.full_shape, p.layout, p.in_axis, p.out_axis, p.batch_axis or None
         )
-        dist = p.initializer.distribution(fan_in, fan_out)
+        init = p.initializer
+        try:
+            dist = init.law(fan_in, fan_out, p.dtype, shape=p.full_shape, layout=p.layout)
+        except ValueError as e:  # orthogonal: a rank or size it cannot take
+            where = f"{spec.path}: " if spec.path is not None else ""
+            raise SpecError(f"{where}tensor '{p.name}': initializer: {e}") from None
         out.append(
             ResolvedTensor(
                 plan=p,
                 fan_in=fan_in,
                 fan_out=fan_out,
-                target_std=p.initializer.target_std(fan_in, fan_out),
+                target_std=init.target_std(fan_in, fan_out) if init.elementwise else dist.std,
                 distribution=dist,
                 sampler=TensorSampler(
                     dist, p.dtype, seed, p.stream, zeroed_ranges(p.full_shape, p.zero_rows)

@@ -96,7 +96,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
             fan_in, fan_out = init.fans(
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
-            dist = init.distribution(fan_in, fan_out)
+            dist = init.law(fan_in, fan_out, rec.dtype, shape=rec.full_shape, layout=rec.layout)
             zeroed = zeroed_ranges(rec.full_shape, rec.zero_rows)
             sampler = TensorSampler(dist, rec.dtype, prov.seed, rec.stream, zeroed)
         except (ValueError, KeyError, TypeError) as exc:
@@ -117,12 +117,15 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
 def _same_distribution(a: Distribution, b: Distribution) -> bool:
     return (
         a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc
-        and a.cut == b.cut and a.lower == b.lower
+        and a.cut == b.cut and a.lower == b.lower and (a.rows, a.cols) == (b.rows, b.cols)
     )
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:
-    """Compare bits, not values: NaN payloads and -0.0 count as differences."""
+    """Compare bits, not values: NaN payloads and -0.0 count as differences. A complex128
+    element (16 bytes, no unsigned integer that wide) is one row of two 64-bit words."""
+    if arr.dtype.itemsize == 16:
+        return np.ascontiguousarray(arr).view(np.uint64).reshape(-1, 2)
     return arr.view(f"u{arr.dtype.itemsize}")
 
 
@@ -145,7 +148,8 @@ def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarra
                 return None
             return pos, "end of data" if a is None else "extra data", None
         n = min(a.shape[0] - ia, b.shape[0] - ib)
-        diff = np.flatnonzero(_raw(a[ia : ia + n]) != _raw(b[ib : ib + n]))
+        ne = _raw(a[ia : ia + n]) != _raw(b[ib : ib + n])
+        diff = np.flatnonzero(ne.any(axis=1) if ne.ndim == 2 else ne)
         if diff.size:
             k = int(diff[0])
             return pos + k, a[ia + k].item(), b[ib + k].item()

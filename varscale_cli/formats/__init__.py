@@ -129,9 +129,11 @@ def check_items(fmt: str, items: Sequence[WriteItem]) -> None:
         if any(d < 0 for d in item.shape):
             raise SpecError(f"tensor '{item.name}' has a negative dimension in shape {item.shape}")
         if item.dtype.name not in spec.dtypes:
+            able = [f"{f.name} ({f.suffixes[0]})" for f in REGISTRY if item.dtype.name in f.dtypes]
+            instead = f"; write it as {_or(able)}" if able else ""
             raise UnsupportedDtype(
                 f"tensor '{item.name}' has dtype {item.dtype.name}, which {fmt} cannot store; "
-                f"{fmt} stores {join(spec.dtypes)}"
+                f"{fmt} stores {join(spec.dtypes)}{instead}"
             )
     spec.check(items, seen)
 

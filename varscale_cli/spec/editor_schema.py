@@ -29,6 +29,7 @@ from ..core.initializers import (
     PRESETS,
     names,
 )
+from ..core.initializers.variance_scaling import CORRECTED_NAMES
 from .resolve import _SPEC_DTYPES, EMBEDDED_KEYS
 from .schema_check import schema
 
@@ -73,6 +74,8 @@ def _parameter(owner: str, name: str, default: Any, annotation: Any = "") -> dic
         node = {"type": ["integer", "null"], "minimum": 0}
     elif name == "dtype":
         node = {"$ref": _REF["dtype"]}
+    elif (owner, name) == ("variance_scaling", "corrected"):
+        node = {"anyOf": [{"type": "boolean"}, {"enum": list(CORRECTED_NAMES)}]}
     elif name in ("input_axes", "output_axes"):  # Keras 3: a list of axes, or null
         node = {"type": ["array", "null"], "items": {"type": "integer"}}
     elif isinstance(default, bool):

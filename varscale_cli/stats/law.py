@@ -51,6 +51,9 @@ def _continuous_law(dist: Distribution) -> Law:
         sixth = 15.0  # E[Z^6] = 5!! = 15
     elif dist.kind == "uniform":
         sixth = 27.0 / 7.0  # E[U^6] / Var^3 = (a^6 / 7) / (a^2 / 3)^3
+    elif dist.kind == "orthogonal":
+        m = float(dist.dim)  # E x^6 / (E x^2)^3 = 15 m^2 / ((m + 2) (m + 4)), distributions.py
+        sixth = 15.0 * m * m / ((m + 2.0) * (m + 4.0))
     elif dist.lower is not None or dist.cut != 2.0:
         _, var, _, mu6 = dist.standard_moments()  # any other truncation, core.truncnorm
         sixth = mu6 / (var * var * var)

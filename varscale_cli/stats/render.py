@@ -71,7 +71,8 @@ def _target_cell(t: TensorReport) -> tuple[Text, bool]:
     if d is not None and d.get("kind") not in (None, "constant"):
         try:
             sampler_std = Distribution(
-                parse_kind(d["kind"]), float(d["scale"]), float(d["loc"]), float(d["cut"])
+                parse_kind(d["kind"]), float(d["scale"]), float(d["loc"]), float(d["cut"]),
+                rows=int(d.get("rows", 0)), cols=int(d.get("cols", 0)),  # orthogonal's matrix
             ).std
         except (KeyError, TypeError, ValueError):
             sampler_std = None

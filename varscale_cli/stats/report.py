@@ -17,10 +17,13 @@ from typing import Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from ..core.distributions import Distribution
 from ..core.dtypes import is_float, name_of
 from ..errors import SpecError
 from ..formats.base import TensorInfo, WeightFile
+from .circular import complex_tests, summarize_complex, tolerant_bound
 from .law import Law, round_to, stored_bounds, stored_law
+from .orthogonality import gram_error, orthogonality_tolerance
 from .summary import KS_MAX, Summary, summarize
 from .targets import Target
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS, TESTS, StatTest, StatTestResult, run_tests
@@ -81,6 +84,8 @@ class TensorReport:
     kurtosis: float | None = None
     test_level: float | None = None
     distribution: dict[str, float | str] | None = None
+    #: orthogonal targets only: ``{"error": max |G - gain^2 I|, "tolerance": ..., "ok": ...}``.
+    orthogonality: dict[str, float | bool] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The tensor's JSON object; non-finite numbers become null (strict JSON)."""
@@ -116,7 +121,7 @@ class TensorReport:
             "verdict": self.verdict,
             "ok": self.ok,
             "note": self.note,
-        }
+        } | ({} if self.orthogonality is None else {"orthogonality": self.orthogonality})
 
 
 @dataclass
@@ -176,7 +181,7 @@ def _will_test(count: int, dtype: np.dtype, target: Target | None) -> bool:
     return (
         target is not None
         and target.distribution.kind != "constant"
-        and is_float(np.dtype(dtype))
+        and (is_float(np.dtype(dtype)) or np.dtype(dtype).kind == "c")
         and count >= MIN_COUNT
     )
 
@@ -231,9 +236,7 @@ def check_tensor(
         rep.fan_in, rep.fan_out, rep.target_std = target.fan_in, target.fan_out, target.target_std
         rep.distribution = dist.to_json()
     if dtype.kind == "c":
-        rep.verdict, rep.ok = ("fail", False) if target is not None else ("no_target", True)
-        rep.note = "complex values are not analysed"
-        return rep
+        return _check_complex(rep, dtype, chunks_factory, target, alpha / n_tests)
 
     problems: list[str] = []
     lo, hi = -math.inf, math.inf
@@ -255,6 +258,8 @@ def check_tensor(
             tested = count >= MIN_COUNT and law.var > 0
             rep.test_level = alpha / n_tests if tested else None
 
+    if target is not None and target.distribution.kind == "orthogonal" and is_float(dtype):
+        chunks_factory = _check_orthogonality(rep, chunks_factory, target.distribution, dtype, problems)
     sample_size = KS_MAX if tested else 0
     if summary is not None:
         s = summary(lo, hi, sample_size)
@@ -301,6 +306,91 @@ def check_tensor(
         rep.note = f"{why}: not tested statistically; bound and NaN checks only"
     else:
         rep.verdict, rep.ok = "pass", True
+    return rep
+
+
+def _check_orthogonality(
+    rep: TensorReport,
+    chunks_factory: Callable[[], Iterable[np.ndarray]],
+    dist: Distribution,
+    dtype: np.dtype,
+    problems: list[str],
+) -> Callable[[], Iterable[np.ndarray]]:
+    """Q^T Q = gain^2 I on the whole matrix (`orthogonality`); returns the chunks, read once."""
+    if dist.rows * dist.cols != rep.count:
+        # A partition (a slice of the matrix) is not orthogonal by itself: only the entries'
+        # law is tested on it; the whole tensor's check covers the matrix.
+        return chunks_factory
+    chunks = [np.array(c) for c in chunks_factory()]  # copies: readers may reuse a buffer
+    err, tol = gram_error(chunks, dist), orthogonality_tolerance(dist, dtype)
+    rep.orthogonality = {"error": err, "tolerance": tol, "ok": err <= tol}
+    if not err <= tol:
+        problems.append(f"not orthogonal: max |Q^T Q - gain^2 I| = {_fmt(err)} > {_fmt(tol)}")
+    return lambda: iter(chunks)
+
+
+def _check_complex(
+    rep: TensorReport,
+    dtype: np.dtype,
+    chunks_factory: Callable[[], Iterable[np.ndarray]],
+    target: Target | None,
+    level: float,
+) -> TensorReport:
+    """`check_tensor` for a complex tensor: modulus and phase (`circular`). ``mean`` is
+    |mean(z)|, ``std`` sqrt(mean |z|^2), ``min`` / ``max`` / ``bound`` are moduli."""
+    dist = target.distribution if target is not None else None
+    problems: list[str] = []
+    bound: float | None = None
+    constant: complex | None = None
+    tested = False
+    if target is not None and dist is not None:
+        if target.dtype is not None and np.dtype(target.dtype) != dtype:
+            problems.append(f"stored as {name_of(dtype)}, not {name_of(target.dtype)}")
+        if dist.kind == "constant":
+            constant = complex(dtype.type(dist.loc))
+            rep.bound, rep.expected_std = 0.0, 0.0
+        elif not dist.is_complex:
+            problems.append(f"a {name_of(dtype)} tensor cannot hold samples of a {dist.kind} law")
+        else:
+            bound = tolerant_bound(dist, dtype)
+            rep.bound, rep.expected_std = dist.bound, dist.std
+            tested = rep.count >= MIN_COUNT
+            rep.test_level = level if tested else None
+    s = summarize_complex(
+        chunks_factory(), rep.count, bound, constant, KS_MAX if tested else 0
+    )
+    if s.n:
+        rep.mean, rep.std, rep.min, rep.max = s.mean_modulus, s.rms, s.min, s.max
+        rep.kurtosis = s.kurtosis
+    rep.zeros, rep.nans, rep.infs = s.zeros, s.nans, s.infs
+    rep.out_of_bound = s.above + s.constant_misses
+    if target is None or dist is None:
+        rep.verdict, rep.ok = "no_target", True
+        rep.note = "no target known: moments of the modulus only"
+        return rep
+    if s.nans or s.infs:
+        problems.append(f"{s.nans} NaN and {s.infs} inf values")
+    if s.constant_misses:
+        problems.append(f"{s.constant_misses} values differ from {constant}")
+    if s.above:
+        problems.append(f"{s.above} values with |z| beyond the bound {_fmt(dist.bound or 0.0)}")
+    if tested and s.n >= MIN_COUNT:
+        rep.tests = complex_tests(s, dist, level)
+        for key, t in rep.tests.items():
+            if not t["ok"]:
+                problems.append(
+                    f"{key} test {STATISTIC_SYMBOLS[key]}={_fmt(t['statistic'])} (p={t['p_value']:.3g})"
+                )
+    if problems:
+        rep.verdict, rep.ok, rep.note = "fail", False, "; ".join(problems)
+    elif dist.kind == "constant":
+        rep.verdict, rep.ok, rep.note = "pass", True, "every value equals the constant"
+    elif not tested:
+        rep.verdict, rep.ok = "too_small", True
+        rep.note = f"{rep.count} elements < {MIN_COUNT}: not tested statistically; bound and NaN checks only"
+    else:
+        rep.verdict, rep.ok = "pass", True
+        rep.note = "modulus and phase"
     return rep
 
 

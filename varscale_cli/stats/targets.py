@@ -20,7 +20,7 @@ from ..core.dtypes import BY_NAME, numpy_dtype
 from ..core.fans import Axes
 from ..core.initializers import Initializer, get
 from ..errors import SpecError
-from ..formats.base import WeightFile
+from ..formats.base import TensorInfo, WeightFile
 from ..provenance import recorded_distributions
 
 __all__ = ["Target", "target_for", "targets_for_file", "targets_from_provenance"]
@@ -66,9 +66,15 @@ def target_for(
     """
     fan_in, fan_out = initializer.fans(tuple(shape), layout, in_axis, out_axis, batch_axis)
     uses = initializer.uses_fans
+    dist = initializer.law(
+        fan_in, fan_out, None if dtype is None else np.dtype(dtype).name,
+        shape=tuple(shape), layout=layout,
+    )
     return Target(
-        distribution=initializer.distribution(fan_in, fan_out),
-        target_std=float(initializer.target_std(fan_in, fan_out)),
+        distribution=dist,
+        target_std=float(
+            initializer.target_std(fan_in, fan_out) if initializer.elementwise else dist.std
+        ),
         fan_in=float(fan_in) if uses else None,
         fan_out=float(fan_out) if uses else None,
         dtype=None if dtype is None else np.dtype(dtype),
@@ -124,11 +130,17 @@ def targets_for_file(
             init = get(init_name)
         except ValueError as e:
             raise SpecError(f"--init: {e}") from None
-        return {
-            info.name: target_for(init, info.shape, info.dtype, layout=layout)
-            for info in tensors
-        }
+        return {info.name: _init_target(init, info, layout) for info in tensors}
     return dict(targets_from_provenance(wf.metadata, str(wf.path)) or {})
+
+
+def _init_target(init: Initializer, info: TensorInfo, layout: str | None) -> Target | None:
+    """``--init``'s target for one tensor; None (moments only) for a tensor the initializer
+    cannot fill at all (orthogonal and a rank-1 bias, or a matrix over its size limit)."""
+    try:
+        return target_for(init, info.shape, info.dtype, layout=layout)
+    except ValueError:
+        return None
 
 
 # --- provenance ------------------------------------------------------------------------------

@@ -37,12 +37,15 @@ STATISTIC_SYMBOLS: dict[StatTest, str] = {"mean": "z", "variance": "z", "ks": "D
 
 
 class StatTestResult(TypedDict):
-    """One test's outcome, as ``--json`` reports it (``n``: the KS subsample size)."""
+    """One test's outcome, as ``--json`` reports it (``n``: the KS subsample size; for a
+    complex tensor's ``ks``, the modulus and phase distances, `circular`)."""
 
     statistic: float
     p_value: float
     ok: bool
     n: NotRequired[int]
+    modulus_statistic: NotRequired[float]
+    phase_statistic: NotRequired[float]
 
 
 #: Smallest tensor the statistical tests are run on (docs/stats.md, "Minimum N"). Reference

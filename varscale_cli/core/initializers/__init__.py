@@ -5,6 +5,7 @@
 * `pytorch`: ``torch.nn.init``'s kaiming / xavier and its gain table;
 * `plain`: constants, fixed normals and uniforms;
 * `truncated`: truncation at any bounds, and ``torch.nn.init.trunc_normal_``;
+* `orthogonal`: the orthogonal initializer (not elementwise: its law needs the whole shape);
 * `registry`: presets, aliases and classes by name (`get`), and the preset functions
   (`registry.he_normal` ...; ``varscale_cli`` exports them);
 * `deserialize`: names, spec mappings, TF and Keras dicts -> an initializer.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from .base import Initializer, PartitionInfo, canonical_dtype
 from .deserialize import KERAS_CLASSES, deserialize
+from .orthogonal import Orthogonal
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import (
     NONLINEARITIES,
@@ -40,6 +42,7 @@ from .variance_scaling import (
 __all__ = [
     "ALIASES", "CLASSES", "CONTRIB_MODES", "DISTRIBUTIONS", "KERAS_CLASSES", "MODES",
     "NONLINEARITIES", "PRESETS", "Constant", "ContribVarianceScaling", "Initializer", "Ones",
+    "Orthogonal",
     "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchDefaultBias", "TorchKaiming",
     "TorchKaimingNormal", "TorchKaimingUniform", "TorchTruncNormal", "TorchXavier",
     "TorchXavierNormal",

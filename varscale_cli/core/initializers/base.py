@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..distributions import Distribution
-from ..dtypes import SAMPLED, SAMPLED_ALIASES
+from ..dtypes import ALIASES, COMPLEX, SAMPLED, SAMPLED_ALIASES
 from ..fans import Axes, compute_fans
 from ..stream import TensorSampler, sample
 
@@ -29,15 +29,18 @@ Config = dict[str, ConfigValue]
 
 
 def canonical_dtype(dtype: object) -> str:
-    """Canonical dtype name, or ValueError naming the value and what is allowed."""
+    """Canonical dtype name (floating or complex), or ValueError naming the value and what
+    is allowed; whether an initializer can produce it is `Initializer.supports_dtype`."""
     name = getattr(dtype, "name", dtype)
     if isinstance(dtype, type):
         name = np.dtype(dtype).name if dtype is not float else "float64"
     if isinstance(name, str) and name in SAMPLED_ALIASES:
         return SAMPLED_ALIASES[name]
+    if isinstance(name, str) and ALIASES.get(name) in COMPLEX:
+        return ALIASES[name]
     raise ValueError(
         f"Expected a floating point dtype, got {dtype!r}; "
-        f"allowed: {', '.join(SAMPLED)}"
+        f"allowed: {', '.join(SAMPLED)} (complex64, complex128 for variance_scaling)"
     )
 
 
@@ -97,6 +100,11 @@ class Initializer:
     default_layout: ClassVar[str] = "keras"
     #: Uses fans (variance scaling); the plain initializers do not.
     uses_fans: ClassVar[bool] = True
+    #: Can fill complex64 / complex128 tensors (`complex_distribution`).
+    complex_ok: ClassVar[bool] = False
+    #: Each element's law is the same and known from the fans alone; False for orthogonal,
+    #: whose law (and documented std) depends on the whole shape (`law`'s ``shape``).
+    elementwise: ClassVar[bool] = True
 
     seed: int | None
     dtype: str
@@ -106,7 +114,17 @@ class Initializer:
     def _seeded(self, seed: object, dtype: object) -> None:
         """Check and set the two arguments every initializer takes."""
         self.seed = check_seed(seed)
-        self.dtype = canonical_dtype(dtype)
+        self.dtype = self._supported(dtype)
+
+    def _supported(self, dtype: object) -> str:
+        """``dtype``'s canonical name if this initializer can produce it, else ValueError."""
+        name = canonical_dtype(dtype)
+        if not self.supports_dtype(name):
+            raise ValueError(
+                f"initializer {self.name!r} cannot produce {name} values; "
+                f"allowed: {', '.join(d for d in (*SAMPLED, *COMPLEX) if self.supports_dtype(d))}"
+            )
+        return name
 
     def _config(self, **params: ConfigValue) -> Config:
         """``params`` followed by seed and dtype: the order every ``get_config()`` lists."""
@@ -121,15 +139,34 @@ class Initializer:
         return cls(**dict(config))
 
     def distribution(self, fan_in: float, fan_out: float) -> Distribution:
-        """The exact law of every element for these fans."""
+        """The exact law of every element of a real tensor for these fans."""
         raise NotImplementedError
+
+    def complex_distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        """The exact law of every element of a complex tensor (where `complex_ok`)."""
+        raise NotImplementedError
+
+    def law(
+        self,
+        fan_in: float,
+        fan_out: float,
+        dtype: str | None = None,
+        *,
+        shape: Sequence[int] | None = None,
+        layout: str | None = None,
+    ) -> Distribution:
+        """The law of every element of a ``dtype`` tensor (default: this initializer's) of the
+        full ``shape`` in ``layout`` (needed where not `elementwise`)."""
+        if (dtype or self.dtype) in COMPLEX:
+            return self.complex_distribution(fan_in, fan_out)
+        return self.distribution(fan_in, fan_out)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         """The std the documentation promises (``sqrt(scale / n)`` for variance scaling)."""
         return self.distribution(fan_in, fan_out).std
 
     def supports_dtype(self, dtype: str) -> bool:
-        return dtype in SAMPLED
+        return dtype in SAMPLED or (self.complex_ok and dtype in COMPLEX)
 
     def fans_of(self, name: str) -> str | None:
         """The tensor whose fans this initializer uses instead of those of its own tensor
@@ -174,16 +211,17 @@ class Initializer:
         Args:
             shape: the shape of the returned array (a partition's own shape if
                 ``partition_info`` is given).
-            dtype: overrides the constructor's dtype; must be floating.
+            dtype: overrides the constructor's dtype; floating, or complex where the
+                initializer supports it (`supports_dtype`).
             partition_info: fans from its ``full_shape``; values are the slice at ``var_offset``.
             stream: the stream name; tensors with different names get independent values.
             layout, in_axis, out_axis, batch_axis: the fan convention (see `fans.compute_fans`).
         """
-        dtype = canonical_dtype(dtype if dtype is not None else self.dtype)
+        dtype = self._supported(dtype if dtype is not None else self.dtype)
         shape = tuple(int(d) for d in shape)
         full_shape, offset = self._region(shape, partition_info)
         fan_in, fan_out = self.fans(full_shape, layout, in_axis, out_axis, batch_axis)
-        dist = self.distribution(fan_in, fan_out)
+        dist = self.law(fan_in, fan_out, dtype, shape=full_shape, layout=layout)
         seed = self.seed if self.seed is not None else _fresh_seed()
         sampler = TensorSampler(dist, dtype, seed, stream)
         return sample(sampler, full_shape, offset, shape)

@@ -27,6 +27,7 @@ _KERAS_CAMEL: dict[str, str] = {
     "RandomNormal": "random_normal",
     "TruncatedNormal": "truncated_normal",
     "RandomUniform": "random_uniform",
+    "Orthogonal": "orthogonal",
 }
 
 
@@ -48,6 +49,7 @@ KERAS_CLASSES: dict[str, str] = {
     "uniform": "random_uniform",
     "one": "ones",
     "zero": "zeros",
+    "OrthogonalInitializer": "orthogonal",  # Keras' alias of Orthogonal
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .base import DTypeSpec, Initializer
+from .orthogonal import Orthogonal
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import (
     TorchDefaultBias,
@@ -77,7 +78,7 @@ CLASSES: dict[str, type[Initializer]] = {
     for cls in (
         VarianceScaling, ContribVarianceScaling, TorchKaimingNormal, TorchKaimingUniform,
         TorchXavierNormal, TorchXavierUniform, TorchTruncNormal, TorchDefaultBias, Constant,
-        Zeros, Ones, RandomNormal, TruncatedNormal, RandomUniform,
+        Zeros, Ones, RandomNormal, TruncatedNormal, RandomUniform, Orthogonal,
     )
 }
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ..distributions import Distribution
 from ..fans import Axes, compute_keras_axes_fans, keras_axes
+from ..stream.coefficients import CTRUNC_STD_2, JAX_CTRUNC_STD_2, SQRT2
 from . import truncated
 from .base import (
     Config,
@@ -27,6 +28,8 @@ from .base import (
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")
 CONTRIB_MODES = ("FAN_IN", "FAN_OUT", "FAN_AVG")
+#: What ``corrected`` accepts besides true / false: JAX's complex truncation divisor.
+CORRECTED_NAMES = ("jax",)
 
 
 class VarianceScaling(Initializer):
@@ -40,13 +43,24 @@ class VarianceScaling(Initializer):
     * ``uniform``: on [-limit, limit] with ``limit = sqrt(3 scale / n)`` (a uniform on
       [-a, a] has variance a^2 / 3).
 
+    complex64 / complex128 (JAX's ``variance_scaling`` with a complex dtype), E|z|^2 = scale / n:
+
+    * ``truncated_normal`` / ``normal``: JAX's modulus-truncated complex normal, |z| cut at 2
+      units, the unit ``sqrt(scale / n) / 0.96196182800821354`` so E|z|^2 is exactly
+      ``scale / n`` (`coefficients.CTRUNC_STD_2` derives it). ``corrected="jax"``: JAX's own
+      divisor 0.95311164380491208, E|z|^2 = 1.01866 ``scale / n``; ``corrected=False``: unit
+      ``sqrt(scale / n)``, E|z|^2 = 0.92536 ``scale / n``.
+    * ``untruncated_normal``: real and imaginary parts N(0, scale / (2 n)) (JAX's ``normal``).
+    * ``uniform``: uniform on the disk of radius ``sqrt(2 scale / n)`` (JAX's ``uniform``).
+
     Args:
         scale: positive finite float.
         mode: ``fan_in``, ``fan_out``, ``fan_avg`` or JAX's ``fan_geo_avg`` (sqrt(in * out)).
         distribution: ``truncated_normal``, ``untruncated_normal``, ``uniform`` or ``normal``.
         seed: None (fresh values every call) or an integer (the same values every call).
         dtype: default dtype of ``__call__``; floating only.
-        corrected: False reproduces the uncorrected truncated normal of TF <= 1.12.
+        corrected: False reproduces the uncorrected truncated normal of TF <= 1.12; ``"jax"``
+            JAX's divisor for complex dtypes (for real ones it is True's, as in JAX).
         lower, upper: truncation bounds in units of the underlying std (Haiku's meaning),
             truncated_normal only; default -2, 2. The correction divides by the std of
             N(0, 1) cut to [lower, upper] (`truncated.correction`), so the variance stays
@@ -63,6 +77,7 @@ class VarianceScaling(Initializer):
     """
 
     name = "variance_scaling"
+    complex_ok = True
 
     def __init__(
         self,
@@ -71,7 +86,7 @@ class VarianceScaling(Initializer):
         distribution: str = "truncated_normal",
         seed: int | None = None,
         dtype: DTypeSpec = "float32",
-        corrected: bool = True,
+        corrected: bool | str = True,
         *,
         lower: float = -2.0,
         upper: float = 2.0,
@@ -92,8 +107,10 @@ class VarianceScaling(Initializer):
                 f"Invalid `distribution` argument: {distribution!r}. "
                 f"Please use one of {', '.join(DISTRIBUTIONS)}."
             )
-        if not isinstance(corrected, bool):
-            raise ValueError(f"`corrected` must be true or false. Received: {corrected!r}")
+        if not isinstance(corrected, bool) and corrected not in CORRECTED_NAMES:
+            raise ValueError(
+                f"`corrected` must be true, false or 'jax'. Received: {corrected!r}"
+            )
         self.scale = value
         self.mode = mode
         self.distribution_name = dist
@@ -113,8 +130,8 @@ class VarianceScaling(Initializer):
         config = self._config(
             scale=self.scale, mode=self.mode, distribution=self.distribution_name
         )
-        if not self.corrected:
-            config["corrected"] = False  # only when it changes the meaning
+        if self.corrected is not True:
+            config["corrected"] = self.corrected  # only when it changes the meaning
         if (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER):
             config["lower"], config["upper"] = self.lower, self.upper
         for key, axes in (("input_axes", self.input_axes), ("output_axes", self.output_axes)):
@@ -151,6 +168,35 @@ class VarianceScaling(Initializer):
         if kind == "untruncated_normal":
             return Distribution("normal", std)
         return Distribution("uniform", math.sqrt(3.0) * std)
+
+    def complex_distribution(self, fan_in: float, fan_out: float) -> Distribution:
+        std = self.target_std(fan_in, fan_out)  # sqrt(E|z|^2)
+        kind = self.distribution_name
+        if (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER):
+            raise ValueError(
+                "`lower` / `upper` apply to real dtypes only: the complex truncated normal "
+                "(JAX's) cuts the modulus at 2"
+            )
+        if kind in ("truncated_normal", "normal"):
+            if self.corrected is True:
+                std = std / CTRUNC_STD_2
+            elif self.corrected == "jax":
+                std = std / JAX_CTRUNC_STD_2
+            return Distribution("complex_truncated_normal", std)
+        if kind == "untruncated_normal":
+            return Distribution("complex_normal", std / SQRT2)  # E|z|^2 = 2 scale^2
+        return Distribution("complex_uniform", SQRT2 * std)  # E|z|^2 = radius^2 / 2
+
+
+_JAX = "JAX jax.nn.initializers.variance_scaling with a complex dtype (Flax complex layers)"
+
+#: The complex laws, for ``varscale presets``: (distribution, corrected, reference).
+COMPLEX_VARIANTS: tuple[tuple[str, bool | str, str], ...] = (
+    ("truncated_normal", True, f"{_JAX}: its shape, with E|z|^2 = scale / n exactly"),
+    ("truncated_normal", "jax", f"{_JAX}: its divisor 0.95311, E|z|^2 1.87 % high"),
+    ("untruncated_normal", True, f"{_JAX}, distribution 'normal'"),
+    ("uniform", True, f"{_JAX}, distribution 'uniform'"),
+)
 
 
 class ContribVarianceScaling(Initializer):

@@ -80,3 +80,32 @@ AS241_CENTRAL_R0 = 0.180625  # 0.425^2, exact in decimal
 AS241_NEAR_LIMIT = 5.0
 AS241_NEAR_SHIFT = 1.6
 AS241_FAR_SHIFT = 5.0
+
+# --- complex laws (core.stream.polar) -----------------------------------------------------------
+# JAX's complex truncated normal (jax/_src/nn/initializers.py, `_complex_truncated_normal` with
+# upper = 2) draws |z|^2 = -log(1 - t), t uniform on [0, 1 - exp(-4)): |z|^2 is Exp(1) cut at
+# c^2 = 4, i.e. the unit complex normal (E|z|^2 = 1) with its modulus cut at 2.
+#: exp(-4) to 20 digits (mpmath; tests/test_complex.py recomputes it): a literal, never libm.
+EXP_M4 = 0.018315638888734180294
+#: P(|z| <= 2) for the unit complex normal = P(Exp(1) <= 4) = 1 - exp(-4).
+CMASS_2 = 1.0 - EXP_M4
+#: std (sqrt E|z|^2) of the unit complex normal with its modulus cut at 2. For X ~ Exp(1) cut at
+#: a = 4: E[X] = int_0^a x e^-x dx / (1 - e^-a) = (1 - (1 + a) e^-a) / (1 - e^-a), so
+#: E|z|^2 = (1 - 5 exp(-4)) / (1 - exp(-4)) = 0.92536... and this is its square root,
+#: 0.96196182800821354. JAX divides by 0.95311164380491208 = sqrt(1 - 5 exp(-4)) instead (the
+#: numerator alone), which leaves E|z|^2 = scale / n / (1 - exp(-4)) = 1.01866 scale / n: 1.87 %
+#: high (`JAX_CTRUNC_STD_2`). Fixed-order IEEE: (1 - 5 E) / (1 - E), then sqrt, correctly rounded.
+CTRUNC_STD_2 = math.sqrt((1.0 - 5.0 * EXP_M4) / CMASS_2)
+#: JAX's literal, as its source spells it (`corrected: jax`); it is sqrt(1 - 5 exp(-4)) =
+#: 0.95311164380482159 to 13 digits only (off by 9e-14), kept as JAX has it.
+JAX_CTRUNC_STD_2 = 0.95311164380491208
+#: pi / 4 to 20 digits: the phase is computed per octant from it.
+PI_4 = 0.78539816339744830962
+# sin t = t (1 - t^2/3! + t^4/5! - ...), cos t = 1 - t^2/2! + ... for 0 <= t <= pi/4, in t^2,
+# highest degree first. 9 terms each: the first dropped ones, (pi/4)^19 / 19! = 8.3e-20 and
+# (pi/4)^18 / 18! = 2.0e-18, are below half an ulp of the results (sin >= t, cos >= 0.707).
+# 1 / k! is the correctly rounded quotient of two exact doubles (18! < 2^53).
+SIN_F64 = tuple(
+    (-1.0 if k % 2 else 1.0) / float(math.factorial(2 * k + 1)) for k in reversed(range(9))
+)
+COS_F64 = tuple((-1.0 if k % 2 else 1.0) / float(math.factorial(2 * k)) for k in reversed(range(9)))

@@ -38,6 +38,8 @@ class Kernels(Protocol):
 
     def round16(self, x: np.ndarray, out: np.ndarray, odtype: str) -> None: ...
 
+    def householder_qr(self, at: np.ndarray, qt: np.ndarray) -> None: ...
+
 
 #: None: follow the environment; True / False: set by `native_path`.
 _forced: bool | None = None

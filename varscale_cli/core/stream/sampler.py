@@ -6,7 +6,8 @@ sizes, worker count, call order, partitioning, platform or library versions, bec
 
 * bits come from Philox4x64-10 (`philox`) keyed by the first 16 bytes of a SHA-256 of (seed,
   stream name), and element ``i`` reads a fixed slice of that counter stream: 32 bits at bit
-  offset ``32 i`` for 32-bit-and-smaller dtypes, 64 bits at ``64 i`` for float64;
+  offset ``32 i`` for 32-bit-and-smaller dtypes, 64 bits at ``64 i`` for float64, 64 bits at
+  ``64 i`` for complex64 and 128 bits at ``128 i`` for complex128 (`polar`);
 * the bits-to-value transforms (`transforms`) are bit-stable IEEE-754 arithmetic;
 * every per-tensor constant is derived from decimal literals (`coefficients`) by correctly
   rounded operations.
@@ -16,17 +17,20 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..distributions import Distribution
-from ..dtypes import SAMPLED, numpy_dtype
+from ..dtypes import COMPLEX, SAMPLED, numpy_dtype
 from ..rounding import SATURATING, below, round_to
 from .fused import fused_fill
 from .native import compiled_kernels
+from .orthogonal import orthogonal_matrix
 from .philox import raw_bits32, raw_words, stream_key
+from .polar import fill_complex
 from .transforms import Scratch, transform_f32, transform_f64
 
 #: Elements transformed per inner block: 64 Ki float32 = 256 KiB of scratch per buffer, so the
@@ -40,7 +44,8 @@ class TensorSampler:
 
     Attributes:
         dist: the exact law of every element.
-        dtype: canonical dtype name (one of `core.dtypes.SAMPLED`).
+        dtype: canonical dtype name (one of `core.dtypes.SAMPLED` or `core.dtypes.COMPLEX`;
+            a complex dtype takes a complex law or a constant, a real one a real law).
         seed: the seed.
         stream: the stream name (the tensor name in a spec).
         zeroed: flat element ranges ``[start, stop)`` of the full tensor that are exactly 0
@@ -54,10 +59,17 @@ class TensorSampler:
     stream: str = ""
     zeroed: tuple[tuple[int, int], ...] = ()
     _key: tuple[int, int] = field(init=False, repr=False, compare=False)
+    #: ``orthogonal``: the whole matrix (gain applied, in float32 or float64), computed once.
+    _matrix: list[np.ndarray] = field(init=False, repr=False, compare=False, default_factory=list)
+    _lock: threading.Lock = field(init=False, repr=False, compare=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        if self.dtype not in SAMPLED:
-            raise ValueError(f"dtype {self.dtype!r} is not one of {', '.join(SAMPLED)}")
+        if self.dtype not in SAMPLED and self.dtype not in COMPLEX:
+            raise ValueError(
+                f"dtype {self.dtype!r} is not one of {', '.join((*SAMPLED, *COMPLEX))}"
+            )
+        if self.dist.kind != "constant" and self.dist.is_complex != (self.dtype in COMPLEX):
+            raise ValueError(f"a {self.dist.kind} law cannot fill a {self.dtype} tensor")
         object.__setattr__(self, "_key", stream_key(self.seed, self.stream))
 
     @property
@@ -90,6 +102,22 @@ class TensorSampler:
     def _sample(self, start: int, out: np.ndarray, scratch: Scratch | None) -> None:
         """The law's values for elements ``start .. start + len(out)`` (not constant)."""
         n = out.shape[0]
+        if self.dist.kind == "orthogonal":
+            part = self._orthogonal()[start : start + n]
+            limit = SATURATING.get(self.dtype)
+            if limit is not None:  # float8: saturate like every float32 law (a large gain)
+                part = np.clip(part, np.float32(-limit), np.float32(limit))
+            np.copyto(out, part, casting="unsafe")
+            return
+        if self.dtype in COMPLEX:
+            # Two stream values per element: blocks of half the scratch (`polar.fill_complex`).
+            if scratch is None or scratch.n < 2:
+                scratch = Scratch(min(BLOCK, max(2 * n, 2)))
+            step = scratch.n // 2
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                fill_complex(self.dist, self.dtype, self._key, start + lo, out[lo:hi], scratch)
+            return
         kernels = None if self.wide else compiled_kernels()
         if kernels is not None and fused_fill(kernels, self.dist, self.dtype, self._key, start, out):
             self._clamp(out)  # the whole range in one GIL-free C call
@@ -98,6 +126,16 @@ class TensorSampler:
         for lo in range(0, n, scratch.n):
             hi = min(n, lo + scratch.n)
             self._block(start + lo, out[lo:hi], scratch.views(hi - lo))
+
+    def _orthogonal(self) -> np.ndarray:
+        """gain * Q in C order, flat: float64 for float64 tensors, else rounded once to float32
+        (the 16-bit dtypes round that float32 once more, like every float32 law)."""
+        with self._lock:  # chunk jobs of one tensor run on several threads
+            if not self._matrix:
+                q = orthogonal_matrix(self._key, self.dist.rows, self.dist.cols).reshape(-1)
+                np.multiply(q, self.dist.scale, out=q)
+                self._matrix.append(q if self.wide else q.astype(np.float32))
+            return self._matrix[0]
 
     def _block(self, start: int, out: np.ndarray, s: Scratch) -> None:
         n = out.shape[0]
