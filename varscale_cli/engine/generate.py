@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, formats
-from ..core.dtypes import numpy_dtype
+from ..core.dtypes import COMPLEX, numpy_dtype
 from ..core.stream import STREAM_ID
 from ..errors import InternalError
 from ..formats.items import WriteItem, check_metadata
@@ -119,7 +119,11 @@ def write_file(
         layout = layout_of(items, metadata) if layout_of is not None else None
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
             if layout is not None and covers_file(layout, planned):
-                recorder = ChunkRecorder(layout, tensors, metadata, tmp) if record else None
+                recorder = (
+                    ChunkRecorder(layout, tensors, metadata, tmp)
+                    if record and all(_recordable(t) for t in tensors)
+                    else None
+                )
                 write_at_offsets(
                     tmp, layout, tensors, workers=engine.workers,
                     chunk_elems=engine.chunk_elems, on_chunk=on_chunk, recorder=recorder,
@@ -127,3 +131,10 @@ def write_file(
             else:
                 formats.write(fmt, tmp, items, metadata)
     return recorder
+
+
+def _recordable(t: ResolvedTensor) -> bool:
+    """Whether the check can judge ``t`` from its chunks' moments as they are written: not a
+    complex tensor (judged on modulus and phase) nor an orthogonal one (its Gram matrix needs
+    the whole tensor); a file holding one is read back instead."""
+    return t.plan.dtype not in COMPLEX and t.distribution.kind != "orthogonal"
