@@ -169,7 +169,10 @@ def _assert_no_raw_controls(text: str) -> None:
         assert ch not in text, repr(text[:300])
 
 
-def test_names_from_files_reach_the_terminal_escaped(tmp_path: Path) -> None:
+def test_names_from_files_reach_the_terminal_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that the table folds no name
     path = tmp_path / "esc.safetensors"
     save_file({EVIL: np.zeros(8, np.float32), "b": np.zeros(8, np.float32)}, path)
     stats = _run("stats", path)

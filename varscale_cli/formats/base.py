@@ -11,6 +11,7 @@ anything proportional to a size the file *claims* is allocated.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError
+from ..inputs import open_input
 
 __all__ = [
     "DEFAULT_CHUNK_ELEMS",
@@ -139,6 +141,17 @@ class BaseWeightFile:
     path: Path
     metadata: dict[str, str]
     _infos: dict[str, TensorInfo]
+    _max_tensors: int
+
+    def _open_input(self, path: str | Path, max_tensors: int) -> io.BufferedReader:
+        """What every reader starts with: the path, empty tables, the tensor limit, and the
+        input opened through the one guarded open (a FIFO or device is refused before it is
+        opened; every later read goes through this checked descriptor)."""
+        self.path = Path(path)
+        self.metadata = {}
+        self._infos = {}
+        self._max_tensors = max_tensors
+        return open_input(self.path)
 
     def tensors(self) -> list[TensorInfo]:
         return list(self._infos.values())

@@ -53,7 +53,6 @@ import numpy as np
 
 from ..engine.atomic import shielded
 from ..errors import ReadError, SpecError
-from ..inputs import open_input
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     DEFLATE_MAX_RATIO,
@@ -106,16 +105,12 @@ class HDF5File(BaseWeightFile):
     """An HDF5 weight file (Keras ``.weights.h5``, legacy Keras ``.h5``, varscale's writer)."""
 
     def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
-        self.path = Path(path)
-        self.metadata = {}
-        self._infos = {}
         self._logical: dict[str, np.dtype | None] = {}
         self._h5: h5py.File | None = None
-        self._max_tensors = max_tensors
-        # A FIFO or device is refused before it is opened. libhdf5 opens by name, so on Linux
-        # it is given the descriptor checked here (/proc/self/fd/N names that very file):
-        # nothing can be swapped in between the check and libhdf5's open.
-        self._fd: io.BufferedReader | None = open_input(self.path)
+        # libhdf5 opens by name, so on Linux it is given the descriptor checked here
+        # (/proc/self/fd/N names that very file): nothing can be swapped in between the check
+        # and libhdf5's open.
+        self._fd: io.BufferedReader | None = self._open_input(path, max_tensors)
         self._open_guarded(self._open, "not a readable HDF5 file")
 
     def _open(self) -> None:

@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import ReadError, SpecError
-from ..inputs import open_input
 from ._npy import MAX_NPY_HEADER, npy_header, parse_npy_header, read_exact
 from .base import (
     DEFAULT_CHUNK_ELEMS,
@@ -111,15 +110,9 @@ class NpzFile(BaseWeightFile):
     """An ``.npz`` archive (``np.savez``, ``np.savez_compressed`` or varscale's writer)."""
 
     def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
-        self.path = Path(path)
-        self.metadata = {}
-        self._infos = {}
         self._members: dict[str, _Member] = {}
         self._zf: zipfile.ZipFile | None = None
-        self._max_tensors = max_tensors
-        # A FIFO or device is refused before it is opened; every later read goes through
-        # this one checked descriptor.
-        self._raw: io.BufferedReader | None = open_input(self.path)
+        self._raw: io.BufferedReader | None = self._open_input(path, max_tensors)
         self._open_guarded(self._open, "not a readable npz file")
 
     def _open(self) -> None:

@@ -38,7 +38,6 @@ import numpy as np
 
 from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError, SpecError
-from ..inputs import open_input
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     MAX_JSON_BYTES,
@@ -144,14 +143,9 @@ class SafetensorsFile(BaseWeightFile):
     """One ``.safetensors`` file, header validated on open, values read in chunks."""
 
     def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
-        self.path = Path(path)
-        self.metadata = {}
-        self._infos = {}
-        self._max_tensors = max_tensors
         self._spans: dict[str, tuple[int, int]] = {}
         self._codes: dict[str, str] = {}
-        # closed by close(); a FIFO or device is refused before it is opened
-        self._f: io.BufferedReader | None = open_input(self.path)
+        self._f: io.BufferedReader | None = self._open_input(path, max_tensors)  # close() closes it
         self._open_guarded(self._parse, "invalid safetensors file")
 
     def _fail(self, what: str) -> ReadError:

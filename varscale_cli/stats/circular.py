@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..core.distributions import Distribution, modulus_moments
-from .summary import KS_MAX, subsample_positions
+from .summary import KS_MAX, Subsample
 from .tests import StatTest, StatTestResult, kolmogorov_sf, variance_p_value
 
 __all__ = ["ComplexSummary", "complex_tests", "summarize_complex"]
@@ -85,16 +85,10 @@ def summarize_complex(
         sample_size: subsample size cap (0: no subsample).
     """
     s = ComplexSummary()
-    positions = subsample_positions(count, sample_size)
-    picked: list[np.ndarray] = []
-    seen = 0
+    sample = Subsample(count, sample_size, np.complex128)
     for chunk in chunks:
         raw = np.asarray(chunk).reshape(-1)
-        start, seen = seen, seen + raw.size
-        if positions.size:
-            i0, i1 = np.searchsorted(positions, (start, seen))
-            if i1 > i0:
-                picked.append(raw[positions[i0:i1] - start].astype(np.complex128))
+        sample.take(raw)
         if raw.size == 0:
             continue
         z = raw.astype(np.complex128)
@@ -119,9 +113,9 @@ def summarize_complex(
         s.zeros += int(np.count_nonzero(r == 0.0))
         if bound is not None:
             s.above += int(np.count_nonzero(r > bound))
-    if picked:
-        sample = np.concatenate(picked)
-        s.sample = sample[np.isfinite(sample.real) & np.isfinite(sample.imag)]
+    picked = sample.values()
+    if picked.size:
+        s.sample = picked[np.isfinite(picked.real) & np.isfinite(picked.imag)]
     return s
 
 

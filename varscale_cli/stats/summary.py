@@ -156,6 +156,28 @@ def subsample_positions(count: int, size: int) -> np.ndarray:
     return pos[pos < count]
 
 
+class Subsample:
+    """The stratified subsample (`subsample_positions`) picked from chunks as they stream past,
+    widened to ``dtype`` exactly."""
+
+    def __init__(self, count: int, size: int, dtype: type[np.generic]) -> None:
+        self.positions = subsample_positions(count, size)
+        self._dtype = dtype
+        self._picked: list[np.ndarray] = []
+        self._seen = 0
+
+    def take(self, raw: np.ndarray) -> None:
+        """Pick the subsample's elements from ``raw``, the next chunk (1-D, in C order)."""
+        start, self._seen = self._seen, self._seen + raw.size
+        if self.positions.size:
+            i0, i1 = np.searchsorted(self.positions, (start, self._seen))
+            if i1 > i0:
+                self._picked.append(raw[self.positions[i0:i1] - start].astype(self._dtype))
+
+    def values(self) -> np.ndarray:
+        return np.concatenate(self._picked) if self._picked else np.empty(0, self._dtype)
+
+
 def summarize(
     chunks: Iterable[np.ndarray],
     *,
@@ -175,17 +197,11 @@ def summarize(
         sample_size: subsample size cap.
     """
     s = Summary()
-    positions = subsample_positions(count or 0, sample_size)
-    picked: list[np.ndarray] = []
-    seen = 0
+    sample = Subsample(count or 0, sample_size, np.float64)
     kernels = compiled_kernels()
     for chunk in chunks:
         raw = np.asarray(chunk).reshape(-1)
-        start, seen = seen, seen + raw.size
-        if positions.size:
-            i0, i1 = np.searchsorted(positions, (start, seen))
-            if i1 > i0:
-                picked.append(raw[positions[i0:i1] - start].astype(np.float64))
+        sample.take(raw)
         s.add(raw, lo, hi, kernels)
-    s.sample = np.concatenate(picked) if picked else np.empty(0)
+    s.sample = sample.values()
     return s
