@@ -23,6 +23,7 @@ from varscale_cli.core.dtypes import DTYPES, numpy_dtype
 from varscale_cli.errors import OutputError, SpecError, UnsupportedDtype
 from varscale_cli.formats import REGISTRY, check_items, format_for, planned_size
 from varscale_cli.formats import safetensors as st_format
+from varscale_cli.formats.description import Format
 from varscale_cli.formats.hdf5 import flat_boxes
 from varscale_cli.formats.items import WriteItem
 
@@ -104,11 +105,26 @@ def common_arrays() -> dict[str, np.ndarray]:
         ("model.weights.h5", None, "hdf5"),
         ("w.hdf5", None, "hdf5"),
         ("w.bin", "npz", "npz"),
-        ("w.npz", "hdf5", "hdf5"),  # explicit wins over the suffix
+        ("w.npz", "npz", "npz"),  # explicit and suffix agree
     ],
 )
 def test_format_for(name: str, fmt: str | None, expected: str) -> None:
     assert format_for(Path(name), fmt) == expected
+
+
+@pytest.mark.parametrize("chosen", REGISTRY, ids=lambda f: f.name)
+def test_format_for_refuses_a_suffix_that_names_another_format(chosen: Format) -> None:
+    """Every suffix of every other format contradicts --format: the file would be published
+    under a name every reader takes for the other format."""
+    for other in REGISTRY:
+        if other is chosen:
+            continue
+        for suffix in other.suffixes:
+            with pytest.raises(SpecError) as err:
+                format_for(Path(f"o{suffix.upper()}"), chosen.name)
+            message = str(err.value)
+            assert f"--format {chosen.name}" in message and f"names {other.name}" in message
+            assert f"o{suffix.upper()}" in message
 
 
 def test_format_for_refuses_unknown_suffix_and_format() -> None:

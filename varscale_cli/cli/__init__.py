@@ -25,6 +25,7 @@ from ._console import exit_codes as _errors
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
+from ._outputs import check_generate_outputs, check_plot_output, write_report
 from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
 
@@ -72,7 +73,7 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Sampling threads (default: all cores).")
 @click.option("--no-check", is_flag=True, help="Skip the statistical check of what was written.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Save the check's JSON report here.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Save the check's JSON report here.")
 @click.option("--max-shard-size", "max_shard_size", help="Shard into OUTPUT (a folder) with at most this many tensor bytes each, e.g. 5GB (decimal units).")
 @click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
 @click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
@@ -120,8 +121,12 @@ def generate(
             return
         if output is None:
             raise SpecError("missing -o/--output (or use --dry-run)")
+        sharded = max_shard_size is not None or num_shards is not None
+        if not sharded:
+            fmt = formats.format_for(output, fmt)
+        check_generate_outputs(spec_path, output, report_path, force=force, sharded=sharded)
         n_workers = worker_count(workers)
-        if max_shard_size is not None or num_shards is not None:
+        if sharded:
             run = shards.ShardedRun(
                 spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
                 fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,
@@ -138,11 +143,10 @@ def generate(
                     f"{time.perf_counter() - started:.2f} s"
                 )
             if not no_check and shard_index is None:
-                _check_written(output, quiet, report_path)
+                _check_written(output, quiet, report_path, force)
             return
         if shard_index is not None or dask_address is not None:
             raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
-        fmt = formats.format_for(output, fmt)
         metadata = gen.provenance(spec, seed, tensors).file_metadata()
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
@@ -159,7 +163,7 @@ def generate(
                 f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
             )
         if not no_check:
-            _check_written(output, quiet, report_path)
+            _check_written(output, quiet, report_path, force)
 
 
 def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
@@ -183,7 +187,7 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
     console.print(f"{len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)}")
 
 
-def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
+def _check_written(path: Path, quiet: bool, report_path: Path | None, force: bool) -> None:
     from .. import stats
     from ..formats import open_weights
     from ..stats.render import summary_line
@@ -192,7 +196,7 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
         targets = stats.targets_from_provenance(wf.metadata) or {}
         report = stats.check_file(wf, targets, workers=_cores())
     if report_path is not None:
-        report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+        write_report(report_path, report, force=force)
     if not report.ok:
         _show_report(report, as_json=False)
         raise CheckFailed(
@@ -211,8 +215,9 @@ def _check_written(path: Path, quiet: bool, report_path: Path | None) -> None:
 @click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="keras", show_default=True, help="Fan convention for --init.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
 def stats_cmd(
     path: Path,
     spec_path: Path | None,
@@ -221,6 +226,7 @@ def stats_cmd(
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
+    force: bool,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
 
@@ -235,13 +241,15 @@ def stats_cmd(
     from ..formats import open_weights
 
     with _errors():
+        if plot_path is not None:
+            check_plot_output(plot_path, path, force=force)
         with open_weights(path) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
             report = stats.check_file(wf, targets, alpha=alpha, workers=_cores())
             if plot_path is not None:
                 from ..stats.render import plot_report
 
-                plot_report(report, wf, plot_path)
+                plot_report(report, wf, plot_path, force=force)
         _show_report(report, as_json)
         if not report.ok:
             raise CheckFailed("statistical check failed", reported=True)

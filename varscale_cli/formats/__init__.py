@@ -92,11 +92,20 @@ def format_for(path: Path, fmt: str | None) -> str:
         One of :data:`FORMATS`.
 
     Raises:
-        SpecError: ``fmt`` is unknown, or it is None and the suffix names no format.
+        SpecError: ``fmt`` is unknown; it is None and the suffix names no format; or the
+            suffix names another format than ``fmt`` (the file would be published under a
+            name that every reader, ours included, takes for the other format).
     """
-    if fmt is not None:
-        return get(fmt).name
     found = SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is not None:
+        chosen = get(fmt)
+        if found is not None and found is not chosen:
+            raise SpecError(
+                f"--format {chosen.name} contradicts the output name '{path}', whose suffix "
+                f"{Path(path).suffix} names {found.name}; drop --format or name the file "
+                f"*{chosen.suffixes[0]}"
+            )
+        return chosen.name
     if found is None:
         raise SpecError(
             f"cannot tell the format of '{path}' from its suffix; use --format "

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.distributions import Distribution, parse_kind
-from ..errors import OutputError, VarscaleError
+from ..errors import VarscaleError
 from ..formats.base import WeightFile
 from .report import FileReport, TensorReport, Verdict
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS
@@ -124,17 +124,25 @@ def summary_line(report: FileReport) -> str:
     return "; ".join(parts)
 
 
-def plot_report(report: FileReport, wf: WeightFile, png_path: str | Path) -> Path:
+def plot_report(
+    report: FileReport, wf: WeightFile, png_path: str | Path, *, force: bool = False
+) -> Path:
     """Save per-tensor histograms with the target density over them as a PNG.
 
     Each panel is a density histogram of the tensor's finite values (read again, chunk by
     chunk) and, when the tensor has a random target, the target's expected density per bin
     (CDF differences, so it is exact for any bin width). At most `MAX_PLOTS` tensors.
 
+    The PNG is written atomically under the output-path policy
+    (`varscale_cli.engine.atomic.check_output`): an existing file is replaced only with
+    ``force``, and never a link, folder or special file.
+
     Raises:
         VarscaleError: matplotlib is not installed, or no tensor has a finite value.
         OutputError: the PNG cannot be written.
     """
+    from ..engine.atomic import atomic_output
+
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -177,8 +185,7 @@ def plot_report(report: FileReport, wf: WeightFile, png_path: str | Path) -> Pat
         ax.tick_params(labelsize=7)
         if i == 0:
             ax.legend(fontsize=7)
-    try:
-        fig.savefig(png_path, dpi=100)
-    except OSError as exc:
-        raise OutputError(f"cannot write '{png_path}': {exc.strerror or exc}") from None
+    with atomic_output(Path(png_path), force=force, fsync=False) as tmp:
+        # format="png": the temp name has no suffix for matplotlib to go by.
+        fig.savefig(tmp, dpi=100, format="png")
     return Path(png_path)

@@ -1,0 +1,182 @@
+"""Hostile output paths and command lines (issue 10, the output half), through the real CLI.
+
+Each case checks the promises of test_faults.py: the exit code, exactly one ``Error:`` line,
+and nothing published, clobbered or left behind. Specs that would sample for days (HUGE_SPEC,
+1.1 PB) prove a refusal came *before* sampling: had it not, the run would hit the timeout.
+Device nodes are only ever made inside the test folder (as root), never the real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+from test_faults import HUGE_SPEC, SMALL_SPEC, _assert_one_error_line, _digest, _run, _temps, _write
+
+
+def _special(kind: str, path: Path) -> Path:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    elif kind == "chardev":
+        try:
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    elif kind == "symlink":
+        path.symlink_to(path.with_name("elsewhere.bin"))
+    elif kind == "folder":
+        path.mkdir()
+    return path
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- item 1: one output-path policy for weights, --report and --plot --------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("fifo", "is a named pipe (FIFO), not a regular file"),
+        ("socket", "is a socket, not a regular file"),
+        ("chardev", "is a character device, not a regular file"),
+        ("symlink", "is a symbolic link"),
+        ("folder", "is a folder"),
+    ],
+)
+@pytest.mark.parametrize("which", ["-o", "--report"])
+def test_an_output_that_is_not_a_regular_file_is_refused_even_with_force(
+    tmp_path: Path, kind: str, needle: str, which: str
+) -> None:
+    spec = _write(tmp_path / "huge.yaml", HUGE_SPEC)
+    target = _special(kind, tmp_path / ("out.npz" if which == "-o" else "report.json"))
+    before = os.lstat(target)
+    if which == "-o":
+        result = _run("generate", spec, "-o", target, "--force")
+    else:
+        result = _run("generate", spec, "-o", tmp_path / "w.npz", "--report", target, "--force")
+    _assert_one_error_line(result, 1, f"'{target}'", needle)
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
+    assert not (tmp_path / "elsewhere.bin").exists()
+    assert not (tmp_path / "w.npz").exists()
+
+
+@pytest.mark.parametrize("onto", ["weights", "spec"])
+def test_report_onto_the_weights_or_the_spec_is_a_usage_error_before_sampling(
+    tmp_path: Path, onto: str
+) -> None:
+    spec = _write(tmp_path / "huge.yaml", HUGE_SPEC)
+    out = tmp_path / "w.safetensors"
+    report = out if onto == "weights" else spec
+    result = _run("generate", spec, "-o", out, "--report", report, "--force")
+    what = "the weights output (-o)" if onto == "weights" else "the spec"
+    _assert_one_error_line(result, 2, f"'{report}' is {what}")
+    assert _listing(tmp_path) == ["huge.yaml"] and spec.read_text() == HUGE_SPEC
+
+
+def test_output_onto_the_spec_is_a_usage_error(tmp_path: Path) -> None:
+    spec = _write(tmp_path / "s.npz", SMALL_SPEC)
+    result = _run("generate", spec, "-o", spec, "--force")
+    _assert_one_error_line(result, 2, f"'{spec}' is the spec")
+    assert spec.read_text() == SMALL_SPEC
+
+
+def test_an_existing_report_is_not_replaced_without_force_and_nothing_is_published(
+    tmp_path: Path,
+) -> None:
+    spec = _write(tmp_path / "huge.yaml", HUGE_SPEC)
+    report = _write(tmp_path / "r.json", "keep me")
+    result = _run("generate", spec, "-o", tmp_path / "w.safetensors", "--report", report)
+    _assert_one_error_line(result, 1, f"'{report}' already exists; use --force")
+    assert report.read_text() == "keep me"
+    assert _listing(tmp_path) == ["huge.yaml", "r.json"]
+
+
+def test_report_into_a_missing_folder_fails_before_anything_is_published(tmp_path: Path) -> None:
+    spec = _write(tmp_path / "huge.yaml", HUGE_SPEC)
+    result = _run(
+        "generate", spec, "-o", tmp_path / "w.safetensors", "--report", tmp_path / "no" / "r.json"
+    )
+    _assert_one_error_line(result, 1, f"the output folder '{tmp_path / 'no'}' does not exist")
+    assert _listing(tmp_path) == ["huge.yaml"]
+
+
+def test_report_with_force_replaces_a_regular_file_atomically(tmp_path: Path) -> None:
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    report = _write(tmp_path / "r.json", "old")
+    result = _run("generate", spec, "-o", tmp_path / "w.npz", "--report", report, "--force", "-q")
+    assert result.returncode == 0, result.stderr
+    assert '"tensors"' in report.read_text()
+    assert _temps(tmp_path, "r.json") == []
+
+
+@pytest.mark.parametrize("command", ["generate", "stats"])
+def test_a_name_longer_than_the_file_system_allows_is_one_error_line(
+    tmp_path: Path, command: str
+) -> None:
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    long_name = "a" * 256
+    if command == "generate":
+        result = _run("generate", spec, "-o", tmp_path / f"{long_name}.safetensors")
+    else:
+        weights = tmp_path / "w.safetensors"
+        assert _run("generate", spec, "-o", weights, "-q").returncode == 0
+        result = _run("stats", weights, "--plot", tmp_path / f"{long_name}.png")
+    _assert_one_error_line(result, 1, "bytes, longer than the 255 bytes the file system allows")
+
+
+def test_plot_never_overwrites_the_weights_or_an_existing_file_without_force(tmp_path: Path) -> None:
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    weights = tmp_path / "w.safetensors"
+    assert _run("generate", spec, "-o", weights, "-q").returncode == 0
+    digest = _digest(weights)
+    for onto in (weights, spec):
+        result = _run("stats", weights, "--plot", onto)
+        _assert_one_error_line(result, 2, f"--plot '{onto}' does not end in .png")
+    assert _digest(weights) == digest and spec.read_text() == SMALL_SPEC
+    png = _write(tmp_path / "h.png", "keep me")
+    _assert_one_error_line(_run("stats", weights, "--plot", png), 1, f"'{png}' already exists")
+    assert png.read_text() == "keep me"
+    fifo = _special("fifo", tmp_path / "f.png")
+    _assert_one_error_line(_run("stats", weights, "--plot", fifo, "--force"), 1, "named pipe")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    result = _run("stats", weights, "--plot", png, "--force")
+    if "matplotlib" in result.stderr:
+        pytest.skip("matplotlib is not installed")
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert _temps(tmp_path, "h.png") == []
+
+
+# --- item 2: --format against the output's suffix ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "names"),
+    [("npz", "o.safetensors", "safetensors"), ("hdf5", "o.npz", "npz"), ("safetensors", "o.h5", "hdf5")],
+)
+def test_a_format_the_suffix_contradicts_is_refused_before_sampling(
+    tmp_path: Path, fmt: str, name: str, names: str
+) -> None:
+    spec = _write(tmp_path / "huge.yaml", HUGE_SPEC)
+    result = _run("generate", spec, "-o", tmp_path / name, "--format", fmt)
+    _assert_one_error_line(result, 2, f"--format {fmt}", f"names {names}", name)
+    assert _listing(tmp_path) == ["huge.yaml"]
+
+
+def test_a_format_for_a_suffix_no_format_claims_is_still_allowed(tmp_path: Path) -> None:
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    out = tmp_path / "weights.bin"
+    result = _run("generate", spec, "-o", out, "--format", "npz", "-q")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"PK\x03\x04"
