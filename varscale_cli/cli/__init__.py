@@ -122,8 +122,8 @@ def generate(
         if output is None:
             raise SpecError("missing -o/--output (or use --dry-run)")
         sharded = max_shard_size is not None or num_shards is not None
-        if not sharded:
-            fmt = formats.format_for(output, fmt)
+        # Before any output check: a suffix that contradicts --format is the clearer message.
+        out_fmt = None if sharded else formats.format_for(output, fmt)
         check_generate_outputs(spec_path, output, report_path, force=force, sharded=sharded)
         n_workers = worker_count(workers)
         if sharded:
@@ -147,12 +147,13 @@ def generate(
             return
         if shard_index is not None or dask_address is not None:
             raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
+        assert out_fmt is not None  # not sharded
         metadata = gen.provenance(spec, seed, tensors).file_metadata()
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
         with _progress(quiet, len(tensors), total) as advance:
             gen.write_file(
-                tensors, metadata, output, fmt, force=force, workers=n_workers, on_chunk=advance,
+                tensors, metadata, output, out_fmt, force=force, workers=n_workers, on_chunk=advance,
                 fsync=not no_fsync,
             )
         seconds = time.perf_counter() - started
