@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,79 @@ def test_a_format_for_a_suffix_no_format_claims_is_still_allowed(tmp_path: Path)
     result = _run("generate", spec, "-o", out, "--format", "npz", "-q")
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:4] == b"PK\x03\x04"
+
+
+# --- item 6: shard options and --dask addresses, checked before the folder exists -------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--shard-index", "5"], "--shard-index 5 is out of range: the plan has 2 shards (0..1)"),
+        (["--shard-index", "1", "--dask", "tcp://127.0.0.1:1"], "--dask runs every shard; drop --shard-index"),
+        (["--dask", "not a url"], "--dask 'not a url' is not a scheduler address"),
+        (["--dask", ""], "--dask '' is not a scheduler address"),
+        (["--dask", "tcp://127.0.0.1"], "has no port"),
+        (["--dask", "tcp://127.0.0.1:70000"], "needs a host and a port in 1..65535"),
+        (["--dask", "gopher://h:1"], "unknown scheme 'gopher'"),
+    ],
+)
+def test_bad_shard_and_dask_options_are_usage_errors_that_create_nothing(
+    tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    pytest.importorskip("distributed")
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    out = tmp_path / "ckpt"
+    result = _run("generate", spec, "-o", out, "--num-shards", "2", *extra)
+    _assert_one_error_line(result, 2, needle)
+    assert not out.exists()
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: bound (so the kernel picks a free one), then closed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_closed_port_is_one_error_line_at_once_and_creates_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    out = tmp_path / "ckpt"
+    address = f"tcp://127.0.0.1:{_closed_port()}"
+    # The default timeout (30 s) is left in place: the refusal must come from the connect
+    # itself, not from waiting the timeout out (the run used to take 31 s, then a traceback).
+    started = time.monotonic()
+    result = _run("generate", spec, "-o", out, "--num-shards", "2", "--dask", address)
+    elapsed = time.monotonic() - started
+    _assert_one_error_line(result, 1, address, "connection refused")
+    assert elapsed < 25.0, elapsed  # well under dask's 30 s, python start-up included
+    assert not out.exists()
+
+
+def test_a_listener_that_never_answers_times_out_with_one_line(tmp_path: Path) -> None:
+    """A loopback socket that accepts connections (the kernel completes the TCP handshake
+    from the listen backlog) and never sends a byte: dask's handshake waited for ever."""
+    pytest.importorskip("distributed")
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    out = tmp_path / "ckpt"
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        result = _run(
+            "generate", spec, "-o", out, "--num-shards", "2", "--dask", address,
+            "--dask-timeout", "2",
+        )
+        elapsed = time.monotonic() - started
+    _assert_one_error_line(result, 1, address, "no answer within 2 s", "--dask-timeout")
+    assert 2.0 <= elapsed < 60.0, elapsed
+    assert not out.exists()
+
+
+def test_dask_timeout_without_sharding_is_a_usage_error(tmp_path: Path) -> None:
+    spec = _write(tmp_path / "s.yaml", SMALL_SPEC)
+    result = _run("generate", spec, "-o", tmp_path / "w.npz", "--dask-timeout", "5")
+    _assert_one_error_line(result, 2, "--dask-timeout need --max-shard-size or --num-shards")
+    assert _listing(tmp_path) == ["s.yaml"]

@@ -78,6 +78,7 @@ def cli() -> None:
 @click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
 @click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
 @click.option("--dask", "dask_address", metavar="SCHEDULER", help="Run the shards as tasks on this Dask scheduler (shared storage).")
+@click.option("--dask-timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS", help="How long to wait for the Dask scheduler to answer (default: dask's distributed.comm.timeouts.connect, 30 s).")
 @click.option("--no-fsync", is_flag=True, help="Skip the final fsync: still atomic for other processes, not durable across a power loss.")
 def generate(
     spec_path: Path,
@@ -94,6 +95,7 @@ def generate(
     num_shards: int | None,
     shard_index: int | None,
     dask_address: str | None,
+    dask_timeout: float | None,
     no_fsync: bool,
 ) -> None:
     """Sample every tensor of SPEC and write a weight file (or a sharded folder).
@@ -131,7 +133,7 @@ def generate(
                 spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
                 fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,
                 shard_index=shard_index, dask_address=dask_address, force=force,
-                workers=n_workers, fsync=not no_fsync,
+                workers=n_workers, fsync=not no_fsync, dask_timeout=dask_timeout,
             )
             started = time.perf_counter()
             result = shards.generate_sharded(
@@ -145,8 +147,10 @@ def generate(
             if not no_check and shard_index is None:
                 _check_written(output, quiet, report_path, force)
             return
-        if shard_index is not None or dask_address is not None:
-            raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
+        if shard_index is not None or dask_address is not None or dask_timeout is not None:
+            raise SpecError(
+                "--shard-index, --dask and --dask-timeout need --max-shard-size or --num-shards"
+            )
         assert out_fmt is not None  # not sharded
         metadata = gen.provenance(spec, seed, tensors).file_metadata()
         total = sum(t.nbytes for t in tensors)

@@ -23,12 +23,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SpecError, VarscaleError
+from ..errors import SpecError
 from ..formats.hf import HF_INDEX_FILE as INDEX_NAME
 from ..formats.hf import HF_SINGLE_FILE as SINGLE_NAME
 from ..provenance import Provenance, ShardRef
 from ..spec import Spec, parse_spec
 from .atomic import atomic_output
+from .dask_client import run_tasks
 from .generate import OnChunk, provenance, write_file
 from .resolve import ResolvedTensor, resolve
 from .sizes import parse_size
@@ -195,6 +196,8 @@ class ShardedRun:
     force: bool
     workers: int
     fsync: bool
+    #: Seconds to wait for the Dask scheduler to answer; None: dask's own connect timeout.
+    dask_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -219,16 +222,22 @@ def generate_sharded(run: ShardedRun, progress: ProgressFactory) -> ShardedResul
     max_bytes = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
     tensors = run.tensors
     plan = make_plan([t.nbytes for t in tensors], max_bytes, run.num_shards)
-    run.output.mkdir(parents=True, exist_ok=True)
+    # Every option is checked before the folder exists: a refused run leaves nothing behind.
+    if run.dask_address is not None and run.shard_index is not None:
+        raise SpecError("--dask runs every shard; drop --shard-index")
+    if run.shard_index is not None and not 0 <= run.shard_index < plan.count:
+        raise SpecError(
+            f"--shard-index {run.shard_index} is out of range: the plan has {plan.count} "
+            f"shards (0..{plan.count - 1})"
+        )
     if run.dask_address is not None:
-        if run.shard_index is not None:
-            raise SpecError("--dask runs every shard; drop --shard-index")
         written = dask_run(
             run.dask_address, run.spec_path.read_text(encoding="utf-8-sig"), str(run.spec_path),
             run.seed, max_bytes, run.num_shards, run.output.resolve(), force=run.force,
-            workers=run.workers,
+            workers=run.workers, timeout=run.dask_timeout,
         )
         return ShardedResult(written, plan.count)
+    run.output.mkdir(parents=True, exist_ok=True)
     indices = range(plan.count) if run.shard_index is None else [run.shard_index]
     prov = provenance(run.spec, run.seed, tensors)
     chosen = [t for i in indices if 0 <= i < plan.count for t in (tensors[j] for j in plan.groups[i])]
@@ -263,22 +272,22 @@ def dask_run(
     *,
     force: bool,
     workers: int,
+    timeout: float | None = None,
 ) -> list[str]:
-    """Run every shard as a task on a Dask cluster writing to ``out_dir`` (shared storage)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise VarscaleError("--dask needs dask.distributed: pip install 'varscale[dask]'") from None
+    """Run every shard as a task on a Dask cluster writing to ``out_dir`` (shared storage);
+    ``out_dir`` is created once the scheduler has answered (within ``timeout`` seconds)."""
     spec, tensors, plan = _resolved_plan(spec_text, spec_name, seed, max_bytes, shards)
-    with Client(address) as client:
-        futures = [
-            client.submit(
-                _dask_task, spec_text, spec_name, seed, max_bytes, shards, i, str(out_dir),
-                force, workers, pure=False, key=f"varscale-shard-{i}-{spec.sha256[:12]}",
-            )
-            for i in range(plan.count)
-        ]
-        paths = client.gather(futures)
+    tasks = [
+        (
+            _dask_task,
+            (spec_text, spec_name, seed, max_bytes, shards, i, str(out_dir), force, workers),
+            f"varscale-shard-{i}-{spec.sha256[:12]}",
+        )
+        for i in range(plan.count)
+    ]
+    paths = run_tasks(
+        address, timeout, tasks, lambda: out_dir.mkdir(parents=True, exist_ok=True)
+    )
     write_index(plan, tensors, out_dir)
     return [str(p) for p in paths]
 
