@@ -257,3 +257,67 @@ def test_dask_timeout_without_sharding_is_a_usage_error(tmp_path: Path) -> None:
     result = _run("generate", spec, "-o", tmp_path / "w.npz", "--dask-timeout", "5")
     _assert_one_error_line(result, 2, "--dask-timeout need --max-shard-size or --num-shards")
     assert _listing(tmp_path) == ["s.yaml"]
+
+
+# --- items 4 and 5: values a dtype cannot hold, lone surrogates: spec errors before sampling ---
+
+
+def _one_tensor(entry: str) -> str:
+    # Next to a 1.1 PB tensor: a refusal that waited for sampling would never come.
+    return f"version: 1\nseed: 0\ntensors:\n  huge: {{shape: [8388608, 16777216], dtype: float64}}\n  c: {entry}\n"
+
+
+@pytest.mark.parametrize(
+    ("entry", "needles"),
+    [
+        (
+            "{shape: [4], dtype: float16, initializer: {name: constant, value: 1.0e308}}",
+            ["tensor 'c'", "the value is 1e+308", "float16 cannot hold", "+-65504"],
+        ),
+        (
+            "{shape: [4], dtype: bfloat16, initializer: {name: constant, value: -1.0e39}}",
+            ["tensor 'c'", "-1e+39", "bfloat16 cannot hold", "+-3.3895314e+38"],
+        ),
+        (
+            "{shape: [4], dtype: float32, initializer: {name: random_uniform, minval: -1.0e39, maxval: 0}}",
+            ["tensor 'c'", "values reach -1e+39", "float32 cannot hold", "+-3.4028235e+38"],
+        ),
+        (
+            "{shape: [4], dtype: float32, initializer: {name: random_uniform, minval: -1.0e308, maxval: 1.0e308}}",
+            ["tensor 'c'", "width overflows float64"],
+        ),
+        (
+            "{shape: [4], dtype: float64, initializer: {name: random_uniform, minval: -1.0e308, maxval: 1.0e308}}",
+            ["tensor 'c'", "width overflows float64"],
+        ),
+        (
+            "{shape: [4], dtype: float64, initializer: {name: random_normal, stddev: 1.0e200}}",
+            ["tensor 'c'", "variance overflows float64", "2**511"],
+        ),
+    ],
+)
+def test_a_value_the_dtype_cannot_hold_is_a_spec_error_before_sampling(
+    tmp_path: Path, entry: str, needles: list[str]
+) -> None:
+    spec = _write(tmp_path / "s.yaml", _one_tensor(entry))
+    result = _run("generate", spec, "-o", tmp_path / "w.safetensors")
+    _assert_one_error_line(result, 2, str(spec), *needles)
+    assert _listing(tmp_path) == ["s.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("s.yaml", 'version: 1\nseed: 0\ntensors:\n  "a\\ud800": {shape: [4]}\n'),
+        ("s.json", '{"version": 1, "seed": 0, "tensors": {"a\\ud800": {"shape": [4]}}}'),
+    ],
+)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_lone_surrogate_in_a_name_is_a_spec_error(
+    tmp_path: Path, name: str, text: str, dry_run: bool
+) -> None:
+    """It used to fail in the stream key derivation (UnicodeEncodeError, exit 1)."""
+    spec = _write(tmp_path / name, text)
+    result = _run("generate", spec, *(["--dry-run"] if dry_run else ["-o", tmp_path / "w.npz"]))
+    _assert_one_error_line(result, 2, str(spec), "lone surrogate U+D800", "'a\\ud800'")
+    assert _listing(tmp_path) == [name]

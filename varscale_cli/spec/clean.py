@@ -27,6 +27,17 @@ _MAX_VALUES = 2_000_000
 _MAX_DEPTH = 32
 
 
+def _surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (YAML and JSON both let an escape
+    such as ``"\\ud800"`` spell one), or None: such a string is not Unicode text, cannot be
+    encoded as UTF-8, and so cannot become a tensor name in any file or a key of the stream."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
 class Cleaner:
     """Turns the parsed tree into fresh, plain JSON values (dict, list, str, int, float, bool,
     None), or raises. It is the only place that knows about the markers pass 1 leaves behind.
@@ -36,6 +47,15 @@ class Cleaner:
         self.ctx = ctx
         self.yaml_mode = yaml_mode
         self.left = _MAX_VALUES
+
+    def _check_text(self, text: str, path: list[Any]) -> None:
+        at = _surrogate(text)
+        if at is not None:
+            raise self.ctx.error(
+                f"{show(text)} holds the lone surrogate U+{ord(text[at]):04X} at character "
+                f"{at}, which is not Unicode text; remove the escape or pair it",
+                render_path(path),
+            )
 
     def clean(self, obj: Any, path: list[Any], key: Any = None, in_init: bool = False) -> Any:
         """Clean ``obj`` found at ``path`` under mapping key ``key`` (inside an initializer?)."""
@@ -60,6 +80,7 @@ class Cleaner:
                     raise self.ctx.error(
                         f"key {show(k)} must be a string; quote it", render_path(path)
                     )
+                self._check_text(k, path)
                 out[k] = self.clean(v, [*path, k], k, in_init or k == "initializer")
             return out
         if isinstance(obj, list):
@@ -67,6 +88,7 @@ class Cleaner:
         if obj is None or isinstance(obj, bool | int):
             return obj
         if isinstance(obj, str):
+            self._check_text(obj, path)
             if self.yaml_mode and in_init and key in FLOAT_FIELDS and _FLOAT_RE.fullmatch(obj):
                 obj = float(obj)  # PyYAML reads 1e-3 as a string (YAML 1.1 needs a dot)
             else:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from ..core import dtypes
 from ..core.fans import compute_fans
+from ..core.fit import law_problem
 from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
 from ..formats import RESERVED_NAMES
@@ -206,9 +207,14 @@ class _Resolver:
                     where,
                 )
         try:
-            compute_fans(full, layout, in_axis, out_axis, batch_axis or None)
+            fans = compute_fans(full, layout, in_axis, out_axis, batch_axis or None)
         except ValueError as e:
             raise ctx.error(str(e), where) from None
+        # Values the dtype cannot hold (a float16 constant of 1e308, uniform bounds past
+        # float32's range) are spec errors now, not inf in a published file later.
+        problem = law_problem(init.distribution(*fans), dtype)
+        if problem is not None:
+            raise ctx.error(f"initializer {_label(init)!r}: {problem}", where)
         # compute_fans accepted the axes, so they are in range: store them non-negative, so that
         # -1 and rank-1 compare equal when partitions of one stream are checked against each other.
         rank = len(full)
