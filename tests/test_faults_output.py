@@ -321,3 +321,49 @@ def test_a_lone_surrogate_in_a_name_is_a_spec_error(
     result = _run("generate", spec, *(["--dry-run"] if dry_run else ["-o", tmp_path / "w.npz"]))
     _assert_one_error_line(result, 2, str(spec), "lone surrogate U+D800", "'a\\ud800'")
     assert _listing(tmp_path) == [name]
+
+
+# --- item 7: echoed values are capped and elided; the tensor-count limit -----------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "shown"),
+    [
+        ("{shape: [4], initializer: %s}" % ("x" * 2_000_000), "(2,000,000 characters)"),
+        ("{shape: [4], dtype: %s}" % ("y" * 1_000_000), "(1,000,000 characters)"),
+    ],
+)
+def test_huge_values_are_elided_in_the_error_line(tmp_path: Path, entry: str, shown: str) -> None:
+    spec = _write(tmp_path / "s.yaml", f"version: 1\nseed: 0\ntensors:\n  a: {entry}\n")
+    result = _run("generate", spec, "--dry-run")
+    line = _assert_one_error_line(result, 2, shown, "...")
+    assert len(line) < 300, len(line)
+
+
+def test_a_huge_tensor_name_is_elided_in_every_message(tmp_path: Path) -> None:
+    name = "n" * 100_000
+    cases = {
+        "dtype": f"  - name: {name}\n    shape: [4]\n    dtype: float17\n",
+        "slash": f"  - name: {name}/\n    shape: [4]\n",
+        "twice": f"  - name: {name}\n    shape: [4]\n  - name: {name}\n    shape: [4]\n",
+        "schema": f"  - name: {name}\n    shape: [-4]\n",
+    }
+    for what, body in cases.items():
+        spec = _write(tmp_path / f"{what}.yaml", f"version: 1\nseed: 0\ntensors:\n{body}")
+        line = _assert_one_error_line(_run("generate", spec, "--dry-run"), 2, "characters)")
+        assert len(line) < 400 and "n" * 100 not in line, (what, len(line))
+
+
+def test_a_million_tensor_json_spec_is_refused_by_the_tensor_limit(tmp_path: Path) -> None:
+    """It was refused after 7-17 s and 697 MB by the YAML alias guard (it has no aliases)."""
+    import json
+
+    doc = {"version": 1, "seed": 0, "tensors": {f"t{i}": {"shape": [1]} for i in range(1_000_000)}}
+    spec = _write(tmp_path / "big.json", json.dumps(doc))
+    del doc
+    result = _run("generate", spec, "-o", tmp_path / "w.safetensors")
+    _assert_one_error_line(
+        result, 2, str(spec), "more tensors than the limit of 250,000", "no output format can store more"
+    )
+    assert "alias" not in result.stderr
+    assert _listing(tmp_path) == ["big.json"]

@@ -22,7 +22,9 @@ BOOL_FIELDS = frozenset({"uniform", "corrected"})
 
 _FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 #: Guards against alias bombs ("billion laughs"): YAML aliases share objects, the clean pass
-#: copies them, so a small file could otherwise expand to billions of values.
+#: copies them, so a small file could otherwise expand to billions of values. 2,000,000 is 8
+#: values per tensor (an entry, its shape and two dimensions, an initializer and a dtype make
+#: 6) at the tensor limit, `resolve.MAX_TENSORS` = 250,000.
 _MAX_VALUES = 2_000_000
 _MAX_DEPTH = 32
 
@@ -62,14 +64,16 @@ class Cleaner:
         self.left -= 1
         if self.left < 0:
             raise self.ctx.error(
-                f"the spec holds more than {_MAX_VALUES} values once YAML aliases are expanded"
+                f"the spec holds more than {_MAX_VALUES:,} values (mappings, lists, numbers and "
+                "strings, each use of a YAML alias counted again): 8 per tensor at the limit of "
+                "250,000 tensors"
             )
         if len(path) > _MAX_DEPTH:
             raise self.ctx.error(f"nested more than {_MAX_DEPTH} levels deep", render_path(path))
         if isinstance(obj, dict):
             if isinstance(obj, DupDict):
                 raise self.ctx.error(
-                    f"duplicate key {obj.duplicate!r}; JSON would silently keep the last one",
+                    f"duplicate key {show(obj.duplicate)}; JSON would silently keep the last one",
                     render_path(path),
                 )
             out = {}

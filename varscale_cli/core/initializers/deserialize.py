@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...echo import elide, show_py
 from .base import Initializer
 from .registry import get
 from .variance_scaling import VarianceScaling
@@ -44,16 +45,16 @@ def deserialize(obj: object) -> Initializer:
     if isinstance(obj, str):
         return get(obj)
     if not isinstance(obj, Mapping):
-        raise ValueError(f"an initializer is a name or a mapping, got {obj!r}")
+        raise ValueError(f"an initializer is a name or a mapping, got {show_py(obj)}")
     obj = dict(obj)
     if "class_name" in obj:
         extra = set(obj) - {"module", "class_name", "config", "registered_name"}
         if extra:
-            raise ValueError(f"unknown key(s) in a Keras initializer: {', '.join(sorted(extra))}")
+            raise ValueError(f"unknown key(s) in a Keras initializer: {', '.join(elide(k) for k in sorted(extra))}")
         cls_name = obj["class_name"]
         if cls_name not in KERAS_CLASSES:
             raise ValueError(
-                f"unknown Keras initializer class {cls_name!r}; allowed: "
+                f"unknown Keras initializer class {show_py(cls_name)}; allowed: "
                 f"{', '.join(sorted(KERAS_CLASSES))}"
             )
         config = dict(obj.get("config") or {})
@@ -71,11 +72,11 @@ def deserialize(obj: object) -> Initializer:
     if "name" in obj:
         name = obj.pop("name")
         if not isinstance(name, str):
-            raise ValueError(f"initializer name must be a string, got {name!r}")
+            raise ValueError(f"initializer name must be a string, got {show_py(name)}")
         return get(name, **obj)
     if set(obj) <= {"scale", "mode", "distribution", "seed", "dtype", "corrected"}:
         return VarianceScaling(**obj)  # a TF get_config() dict
     raise ValueError(
-        f"cannot tell which initializer {obj!r} is: give it a `name`, or paste a TF "
+        f"cannot tell which initializer {show_py(obj)} is: give it a `name`, or paste a TF "
         "get_config() or Keras serialize() dict"
     )

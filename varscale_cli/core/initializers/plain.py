@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ...echo import show_py
 from ..distributions import Distribution
 from .base import Config, DTypeSpec, Initializer, number
 
@@ -71,7 +72,7 @@ class RandomNormal(_Plain):
         self.mean = number(mean, "mean")
         self.stddev = number(stddev, "stddev")
         if self.stddev <= 0:
-            raise ValueError(f"`stddev` must be positive. Received: stddev={stddev!r}")
+            raise ValueError(f"`stddev` must be positive. Received: stddev={show_py(stddev)}")
         self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
@@ -106,7 +107,7 @@ class RandomUniform(_Plain):
         self.minval = number(minval, "minval")
         self.maxval = number(maxval, "maxval")
         if not self.maxval > self.minval:
-            raise ValueError(f"`maxval` must exceed `minval`. Received: {minval!r}, {maxval!r}")
+            raise ValueError(f"`maxval` must exceed `minval`. Received: {show_py(minval)}, {show_py(maxval)}")
         self._seeded(seed, dtype)
 
     def get_config(self) -> Config:
