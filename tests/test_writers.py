@@ -276,6 +276,32 @@ def test_check_items_refuses_a_safetensors_header_over_100_mb(
         check_items("safetensors", items)
 
 
+def test_the_header_limit_counts_the_provenance_before_sampling(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The entries alone fit; with the real provenance in __metadata__ the header would not
+    (a 250,000-tensor spec published a 125 MB header the reference reader refuses)."""
+    from varscale_cli.engine.generate import provenance, write_file
+    from varscale_cli.engine.resolve import resolve
+    from varscale_cli.spec import parse_spec
+
+    spec = parse_spec(
+        "version: 1\nseed: 0\ntensors:\n" + "".join(f"  t{i}: {{shape: [8, 8]}}\n" for i in range(50))
+    )
+    tensors = resolve(spec, 0)
+    metadata = provenance(spec, 0, tensors).file_metadata()
+    items = [WriteItem(t.name, t.plan.shape, np.dtype(np.float32), lambda: iter(())) for t in tensors]
+    entries_only = st_format.header_length(items, {})
+    assert st_format.header_length(items, metadata) > 3 * entries_only  # provenance dominates
+    monkeypatch.setattr(st_format, "MAX_HEADER_SIZE", 2 * entries_only)
+    check_items("safetensors", items)  # the lower bound passes...
+    out = tmp_path / "w.safetensors"
+    with pytest.raises(SpecError, match=r"header would be [\d,]+ bytes \(tensor entries and the provenance"):
+        write_file(tensors, metadata, out, "safetensors", force=False, workers=1,
+                   on_chunk=lambda *_: pytest.fail("sampled before the header check"))
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("fmt", writers.FORMATS)
 def test_check_items_accepts_the_common_mix(fmt: str) -> None:
     arrays = common_arrays()

@@ -79,7 +79,7 @@ def write_file(
     (``fsync=False``: atomic for other processes, not durable across a power loss)."""
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
-        formats.check_items(fmt, items)
+        formats.check_items(fmt, items, metadata)  # the header limit counts the provenance
         planned = formats.planned_size(fmt, items, metadata)
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
             formats.write(fmt, tmp, items, metadata)

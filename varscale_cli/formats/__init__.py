@@ -114,12 +114,16 @@ def format_for(path: Path, fmt: str | None) -> str:
     return found.name
 
 
-def check_items(fmt: str, items: Sequence[WriteItem]) -> None:
+def check_items(
+    fmt: str, items: Sequence[WriteItem], metadata: Mapping[str, str] | None = None
+) -> None:
     """Refuse, before any sampling, every tensor that ``fmt`` cannot store as asked.
 
     Args:
         fmt: One of :data:`FORMATS`.
         items: The tensors to write.
+        metadata: The metadata map that will be written, for the checks that count it (the
+            safetensors header limit); None checks with an empty map (a lower bound).
 
     Raises:
         UnsupportedDtype: A dtype the format cannot store (the message names the tensor, the
@@ -142,6 +146,8 @@ def check_items(fmt: str, items: Sequence[WriteItem]) -> None:
                 f"{fmt} stores {join(spec.dtypes)}"
             )
     spec.check(items, seen)
+    if spec.check_header is not None:
+        spec.check_header(items, {} if metadata is None else metadata)
 
 
 def write(fmt: str, path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
@@ -160,8 +166,8 @@ def write(fmt: str, path: Path, items: Sequence[WriteItem], metadata: Mapping[st
         OutputError: A chunk iterator yielded the wrong dtype or number of bytes.
         OSError: The file could not be written (``atomic_output`` turns it into OutputError).
     """
-    check_items(fmt, items)
     check_metadata(metadata)
+    check_items(fmt, items, metadata)
     get(fmt).write(Path(path), items, metadata)
 
 
