@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from bisect import bisect_left
+from fractions import Fraction
+from functools import cache
 
 import ml_dtypes
 import numpy as np
@@ -178,12 +181,62 @@ def normal64(u: np.ndarray, sigma: float, truncated: bool) -> np.ndarray:
 
 # --- the whole stream -------------------------------------------------------------------------
 
+@cache
+def _values(dtype: str) -> tuple[list[Fraction], list[int]]:
+    """Every non-negative finite value of a 16-bit dtype in increasing order with its bit
+    pattern, then the value one pattern past the largest (where rounding overflows to inf)."""
+    pats = np.arange(1 << 15, dtype=np.uint64).astype(np.uint16)  # sign bit clear
+    with np.errstate(invalid="ignore"):
+        vals = pats.view(DTYPES[dtype]).astype(np.float64)
+    finite = [(Fraction(float(vals[i])), i) for i in range(1 << 15) if math.isfinite(vals[i])]
+    (top, top_pat), (below_top, _) = finite[-1], finite[-2]
+    finite.append((2 * top - below_top, top_pat + 1))
+    return [v for v, _ in finite], [p for _, p in finite]
+
+
+def round_once(x: float, dtype: str) -> float:
+    """4. x rounded once, to nearest, ties to the even bit pattern, to dtype (exact fractions)."""
+    if dtype in ("float32", "float64"):
+        return float(np.array(x).astype(DTYPES[dtype]))  # numpy's casts round once, correctly
+    vals, pats = _values(dtype)
+    a = Fraction(abs(x))
+    i = min(bisect_left(vals, a), len(vals) - 1)
+    if vals[i] != a:
+        lo, hi = i - 1, i
+        d_lo, d_hi = a - vals[lo], vals[hi] - a
+        i = lo if d_lo < d_hi or (d_lo == d_hi and pats[lo] % 2 == 0) else hi
+    v = math.inf if i == len(vals) - 1 else float(vals[i])
+    return math.copysign(v, x)
+
+
+def largest_below(limit: float, dtype: str) -> float:
+    """4. The largest value of dtype strictly below limit (a positive float64 here)."""
+    if dtype in ("float32", "float64"):
+        t = np.array(limit).astype(DTYPES[dtype])
+        if float(t) >= limit:
+            t = np.nextafter(t, np.array(-np.inf, dtype=DTYPES[dtype]))
+        return float(t)
+    if limit <= 0:
+        return -largest_above(-limit, dtype)
+    finite = _values(dtype)[0][:-1]
+    return float(finite[bisect_left(finite, Fraction(limit)) - 1])
+
+
+def largest_above(limit: float, dtype: str) -> float:
+    """The smallest value of dtype strictly above a non-negative limit."""
+    vals, _ = _values(dtype)
+    i = bisect_left(vals, Fraction(limit))
+    if vals[i] == Fraction(limit):
+        i += 1
+    return float(vals[i])
+
+
 def sample(kind: str, scale: float, dtype: str, seed: int, name: str, n: int,
            loc: float = 0.0, start: int = 0) -> np.ndarray:
     """Elements start .. start + n of the tensor (kind, scale, loc; dtype; seed, stream name)."""
     out_dtype = DTYPES[dtype]
     if kind == "constant":
-        return np.full(n, loc, dtype=np.float64).astype(out_dtype)
+        return np.full(n, round_once(loc, dtype), dtype=np.float64).astype(out_dtype)
     key = stream_key(seed, name)
     if dtype == "float64":
         u = words(key, start, n)
@@ -199,8 +252,7 @@ def sample(kind: str, scale: float, dtype: str, seed: int, name: str, n: int,
             v = v + F32(loc)
         v = v.astype(out_dtype)  # 6. round to nearest even (float16, bfloat16)
     if kind == "uniform" and loc != 0.0:  # 4. [minval, maxval): clamp below maxval
-        top = np.array([loc + scale]).astype(out_dtype)
-        v = np.minimum(v, np.nextafter(top, np.array([-np.inf], dtype=out_dtype)))
+        v = np.minimum(v, np.array([largest_below(loc + scale, dtype)]).astype(out_dtype))
     return v
 
 

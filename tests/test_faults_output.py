@@ -189,7 +189,7 @@ def test_a_format_for_a_suffix_no_format_claims_is_still_allowed(tmp_path: Path)
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--shard-index", "5"], "--shard-index 5 is out of range: the plan has 2 shards (0..1)"),
+        (["--shard-index", "5"], "--shard-index 5 is out of range: the plan has 2 shard(s) (0..1)"),
         (["--shard-index", "1", "--dask", "tcp://127.0.0.1:1"], "--dask runs every shard; drop --shard-index"),
         (["--dask", "not a url"], "--dask 'not a url' is not a scheduler address"),
         (["--dask", ""], "--dask '' is not a scheduler address"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reference_stream as ref
+import test_determinism as det
 from test_sampling import GOLDEN, GOLDEN_HE_NORMAL, GOLDEN_HE_NORMAL_F64, GOLDEN_STREAM_KEY
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +35,9 @@ def test_the_reference_imports_nothing_from_varscale() -> None:
                for a in node.names}
     modules |= {node.module.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) and node.module}
-    assert modules <= {"__future__", "hashlib", "math", "numpy", "ml_dtypes"}
+    assert modules <= {
+        "__future__", "bisect", "fractions", "functools", "hashlib", "math", "numpy", "ml_dtypes"
+    }
 
 
 def test_golden_key() -> None:
@@ -110,3 +113,22 @@ def test_the_sampler_agrees_beyond_the_goldens(kind: str, scale: float, loc: flo
     TensorSampler(Distribution(kind, scale, loc), dtype, 99, "beyond").fill(start, want)
     got = ref.sample(kind, scale, dtype, 99, "beyond", n, loc=loc, start=start)
     assert sha256_le(got) == sha256_le(want)
+
+
+@pytest.mark.parametrize("dtype", sorted(det.CONSTANTS))
+def test_constants_at_rounding_ties(dtype: str) -> None:
+    """test_determinism's constants, one rounding each, from the doc's rule."""
+    got = np.concatenate(
+        [ref.sample("constant", 0.0, dtype, 0, "c", 3, loc=v) for v in det._tie_values(dtype)]
+    )
+    assert sha256_le(got) == det.CONSTANTS[dtype]
+
+
+@pytest.mark.parametrize("dtype", sorted(det.UNIFORM_OFFSETS))
+def test_uniform_offsets_and_their_clamp(dtype: str) -> None:
+    """test_determinism's centred uniforms, clamped below loc + limit as the doc says."""
+    parts = [
+        ref.sample("uniform", law.scale, dtype, 11, f"u{k}", 20_000, loc=law.loc)
+        for k, law in enumerate(det._offset_laws(dtype))
+    ]
+    assert sha256_le(np.concatenate(parts)) == det.UNIFORM_OFFSETS[dtype]

@@ -78,16 +78,41 @@ def test_too_many_shards_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "value"), [("5GB", 5 * 10**9), ("100MB", 10**8), ("1.5KB", 1500), ("7B", 7), ("2 tb", 2 * 10**12)]
+    ("text", "value", "unit"),
+    [
+        ("5GB", 5 * 10**9, "GB"), ("100MB", 10**8, "MB"), ("1.5KB", 1500, "KB"), ("500kB", 500_000, "KB"),
+        ("7B", 7, "B"), ("2 TB", 2 * 10**12, "TB"), ("4096", 4096, "B"),
+        ("5GiB", 5 * 2**30, "GiB"), ("5gib", 5 * 2**30, "GiB"), ("1.5 MiB", 3 * 2**19, "MiB"),
+        ("10KiB", 10240, "KiB"), ("1TiB", 2**40, "TiB"), ("0.3KB", 300, "KB"),  # exact, not float
+    ],
 )
-def test_sizes_are_decimal_like_huggingface_hub(text: str, value: int) -> None:
-    assert parse_size(text) == value
+def test_sizes_are_huggingface_decimal_and_binary_units(text: str, value: int, unit: str) -> None:
+    size = parse_size(text)
+    assert (size.bytes, size.unit) == (value, unit)
+    assert f"= {value:,} bytes" in size.meaning
 
 
-@pytest.mark.parametrize("text", ["5GiB", "-1GB", "GB", "lots", "0MB"])
-def test_bad_sizes(text: str) -> None:
-    with pytest.raises(SpecError, match="--max-shard-size"):
+def test_the_meaning_says_which_unit_was_meant() -> None:
+    assert parse_size("5GiB").meaning == "5GiB = 5,368,709,120 bytes (binary: 1 GiB = 1024^3 bytes)"
+    assert parse_size("5GB").meaning == "5GB = 5,000,000,000 bytes (decimal: 1 GB = 1000^3 bytes)"
+    assert parse_size("4096").meaning == "4096 = 4,096 bytes"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("500M", "alone is not a unit"),  # neither huggingface_hub nor transformers take it
+        ("5Gb", "bits in transformers"),  # transformers: 625,000,000 bytes; huggingface_hub: 5e9
+        ("2 tb", "bits in transformers"),
+        ("-1GB", "not a number"), ("GB", "not a number"), ("lots", "not a number"),
+        ("0MB", "at least 1 byte"), ("0.1B", "at least 1 byte"), ("5XB", "unknown unit"),
+        ("1e3", "not a number"),
+    ],
+)
+def test_bad_sizes(text: str, why: str) -> None:
+    with pytest.raises(SpecError, match="--max-shard-size") as info:
         parse_size(text)
+    assert why in str(info.value)
 
 
 def test_sharded_output_equals_single_file_and_follows_hf_layout(tmp_path: Path) -> None:

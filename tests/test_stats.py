@@ -1,7 +1,7 @@
 """Statistics: exact pieces against scipy, power against the five bugs, calibration.
 
 The power tests judge each buggy tensor as one of a 200-tensor file (Bonferroni family of
-600 tests at alpha 1e-3), the strictest setting the issue names, at N = 10,000 and 65,536.
+600 tests at alpha 1e-3), the strictest setting docs/stats.md derives, at N = 10,000 and 65,536.
 Synthetic tensors come from numpy's Generator with fixed seeds; several seeds per case, and
 the margins are wide (weakest rejection p = 8e-17 against a per-test level of 1.7e-6), so no
 seed was picked.
@@ -256,7 +256,7 @@ def test_alpha_is_validated() -> None:
         judge(np.zeros(3, np.float32), None, alpha=1.5)
 
 
-# --- power: the five bugs of the issue -------------------------------------------------------
+# --- power: the five bugs docs/stats.md names----------------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from varscale_cli import formats as writers
 from varscale_cli.core.dtypes import DTYPES, numpy_dtype
-from varscale_cli.errors import OutputError, SpecError, UnsupportedDtype
+from varscale_cli.errors import InternalError, SpecError, UnsupportedDtype
 from varscale_cli.formats import REGISTRY, check_items, format_for, planned_size
 from varscale_cli.formats import safetensors as st_format
 from varscale_cli.formats.description import Format
@@ -411,14 +411,14 @@ def test_a_wrong_chunk_iterator_is_an_output_error(
     tmp_path: Path, fmt: str, produced: np.ndarray, message: str
 ) -> None:
     bad = WriteItem("w", (2, 3), np.float32, lambda: iter([produced[:2], produced[2:]]))
-    with pytest.raises(OutputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InternalError, match=message.replace("(", r"\(").replace(")", r"\)")):
         writers.write(fmt, tmp_path / f"w.{fmt}", [bad], META)
 
 
 def test_safetensors_stops_before_writing_past_a_tensor(tmp_path: Path) -> None:
     out = tmp_path / "w.safetensors"
     bad = WriteItem("w", (4,), np.float32, lambda: iter([np.ones(3, np.float32)] * 3))
-    with pytest.raises(OutputError):
+    with pytest.raises(InternalError):
         writers.write("safetensors", out, [bad], META)
     header_end = 8 + int.from_bytes(out.read_bytes()[:8], "little")
     assert out.stat().st_size == header_end + 12  # the overflowing chunk was never written
@@ -438,7 +438,7 @@ def _tracked(closed: list[str], name: str, n: int) -> WriteItem:
 @pytest.mark.parametrize("fmt", writers.FORMATS)
 def test_a_failed_write_stops_the_producer_at_once(tmp_path: Path, fmt: str) -> None:
     closed: list[str] = []
-    with pytest.raises(OutputError):  # the traceback keeps the writer's frames alive...
+    with pytest.raises(InternalError):  # the traceback keeps the writer's frames alive...
         writers.write(fmt, tmp_path / "w", [_tracked(closed, "w", 3)], META)
     assert closed == ["w"]  # ...but the producer was closed explicitly, not by the GC
 

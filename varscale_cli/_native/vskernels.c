@@ -16,8 +16,17 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <stdint.h>
 #include <string.h>
+
+/* float arithmetic must be evaluated in float (C99 FLT_EVAL_METHOD 0), as numpy's ufuncs do:
+ * x87 maths (32-bit x86 without SSE2) keeps 80-bit intermediates and changes the bytes. setup.py
+ * asks for -msse2 -mfpmath=sse there; a compiler that still evaluates wider fails here, the
+ * optional build is skipped and the numpy path (same bytes, slower) runs. */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "varscale's kernels need float maths evaluated in float (FLT_EVAL_METHOD 0; SSE2 on 32-bit x86)"
+#endif
 
 /* Wider vectors where the CPU has them, chosen at load time (GCC function multiversioning):
  * the same IEEE operations give the same results at any vector width, and -ffp-contract=off

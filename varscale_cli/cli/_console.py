@@ -7,9 +7,12 @@ already shown exits 3 without that line.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 import click
@@ -17,7 +20,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeRemainingColumn,
@@ -29,6 +31,7 @@ from ..errors import CheckFailed, InternalError, VarscaleError
 if TYPE_CHECKING:  # the engine imports numpy: load it when a command runs, not for --help
     from ..engine.generate import OnChunk
     from ..engine.resolve import ResolvedTensor
+    from ..formats.base import WeightFile
 
 
 def stderr_console() -> Console:
@@ -36,10 +39,10 @@ def stderr_console() -> Console:
 
 
 def stdout_console() -> Console:
-    """Tables on stdout: a terminal's width, or 160 columns when piped (rich's default of 80
-    would fold every row)."""
+    """Tables on stdout: a terminal's width (or $COLUMNS, which rich reads), else 160 columns
+    when piped (tables fit any width, but a log file need not be folded at 80)."""
     console = Console(highlight=False)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
         console = Console(highlight=False, width=160)
     return console
 
@@ -67,29 +70,100 @@ def exit_codes() -> Iterator[None]:
         sys.exit(130)
 
 
+#: A phase shorter than this shows no bar: a bar that flashes for a moment only hides output.
+PROGRESS_DELAY_S = 1.0
+
+#: Characters of the current item's name the bar shows (its end: names differ at the end).
+ITEM_CHARS = 32
+
+#: ``advance(item, nbytes)``: ``nbytes`` more of ``item`` (a tensor's name) are done.
+Advance = Callable[[str, int], None]
+
+
+def _tail(name: str) -> str:
+    return name if len(name) <= ITEM_CHARS else "..." + name[-(ITEM_CHARS - 3):]
+
+
 @contextmanager
-def progress_bar(quiet: bool, n_tensors: int, total: int) -> Iterator[OnChunk | None]:
-    """A progress bar on stderr when it is a terminal; no callback otherwise."""
+def progress(
+    quiet: bool,
+    phase: str,
+    total_bytes: int,
+    n_items: int,
+    prefix: Callable[[str], str] | None = None,
+) -> Iterator[Advance | None]:
+    """The one progress display: a bar on stderr for a phase (``writing``, ``checking``,
+    ``verifying``, ``plotting``) over ``total_bytes``, naming the current item and how many of
+    ``n_items`` were reached, with throughput and time left.
+
+    Yields None (nothing to report to) when ``quiet`` or stderr is not a terminal. The bar
+    appears only once the phase has run `PROGRESS_DELAY_S`, and leaves no trace when done.
+    ``prefix`` gives what to show before an item's name (its shard). Callers may advance it
+    from several threads.
+    """
     console = stderr_console()
     if quiet or not console.is_terminal:
         yield None
         return
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
+    bar = Progress(
+        TextColumn("{task.description}", markup=False),  # a tensor name is not markup
         BarColumn(),
-        MofNCompleteColumn(),
         DownloadColumn(binary_units=False),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     )
-    seen: set[str] = set()
-    with progress:
-        task = progress.add_task(f"tensors 0/{n_tensors}", total=total)
+    task = bar.add_task(phase, total=max(total_bytes, 1))
+    lock = threading.Lock()
+    seen: dict[str, None] = {}
+    started = time.monotonic()
+    shown = False
 
-        def advance(t: ResolvedTensor, nbytes: int) -> None:
-            seen.add(t.name)
-            progress.update(task, advance=nbytes, description=f"tensors {len(seen)}/{n_tensors}")
+    def advance(item: str, nbytes: int) -> None:
+        nonlocal shown
+        with lock:
+            new = item not in seen
+            seen.setdefault(item)
+            if not shown and time.monotonic() - started >= PROGRESS_DELAY_S:
+                bar.start()
+                shown = True
+            if not new:
+                bar.advance(task, nbytes)
+                return
+            where = f" {len(seen)}/{n_items}" if n_items > 1 else ""
+            label = f"{phase}{where} {prefix(item) if prefix else ''}{_tail(item)}"
+            # Redraw when the item changes, not only on rich's 10 Hz timer: the name shown is
+            # the one being worked on (a chunk's own progress waits for the timer).
+            bar.update(task, advance=nbytes, description=label, refresh=shown)
 
+    try:
         yield advance
+    finally:
+        if shown:
+            bar.stop()
+
+
+def file_progress(quiet: bool, phase: str, wf: WeightFile) -> AbstractContextManager[Advance | None]:
+    """`progress` over every tensor of an open file (the stats check, verify, the plot)."""
+    infos = wf.tensors()
+    return progress(quiet, phase, sum(i.nbytes for i in infos), len(infos))
+
+
+@contextmanager
+def progress_bar(
+    quiet: bool, n_tensors: int, total: int, shard_of: Callable[[str], str] | None = None
+) -> Iterator[OnChunk | None]:
+    """`progress` for the writing phase of ``generate`` (the engine's callback takes the
+    resolved tensor); ``shard_of`` names the shard a tensor goes to."""
+    shard = (lambda name: f"{shard_of(name)}: ") if shard_of else None
+    with progress(quiet, "writing", total, n_tensors, shard) as advance:
+        if advance is None:
+            yield None
+            return
+        report = advance
+
+        def on_chunk(t: ResolvedTensor, nbytes: int) -> None:
+            report(t.name, nbytes)
+
+        yield on_chunk

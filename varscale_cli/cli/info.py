@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from ..core.fans import LAYOUTS
 from ..errors import VarscaleError
 from ._console import exit_codes, stdout_console
 
-#: `varscale spec`'s layout when none is given, listed first (PyTorch checkpoints are the
-#: common case).
+#: `varscale spec`'s layout when none is given, listed first: the checkpoints one reads a
+#: spec from are mostly PyTorch's, and the spec it prints names its layout, so nothing
+#: downstream depends on this default (``stats --init`` takes the initializer's own layout).
 SPEC_LAYOUT = "torch"
 
 
@@ -26,7 +26,9 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
     """Print a spec for the tensors of FILE (names, shapes, dtypes; data is not read).
 
     Rules for biases, normalization weights, embeddings and kernels follow the layout's
-    framework defaults and are printed, ready to edit.
+    framework defaults and are printed, ready to edit. The default layout is torch (most
+    checkpoints are PyTorch's) and the printed spec states it, so `generate` and `stats
+    --spec` read it the same way.
 
     \b
     Example:
@@ -50,43 +52,81 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
         click.echo(header + dump_spec(doc), nl=False)
 
 
+#: Under the presets table: the names that mean different laws in Keras and PyTorch.
+SAME_NAME_NOTE = (
+    "The bare names are Keras': kaiming_normal (he_normal), xavier_normal (glorot_normal) and "
+    "lecun_normal draw a normal truncated at 2 std (variance-corrected). PyTorch's "
+    "kaiming_normal_ and xavier_normal_ are untruncated: use torch.kaiming_normal and "
+    "torch.xavier_normal."
+)
+
+
+def _meaning(cls: type) -> str:
+    """A class docstring's first paragraph as plain text (no reST ``literals`` or *emphasis*)."""
+    import inspect
+    import re
+
+    first = (inspect.getdoc(cls) or "").split("\n\n")[0]
+    return re.sub(r"``([^`]*)``|\*([^*]+)\*", lambda m: m.group(1) or m.group(2), " ".join(first.split()))
+
+
 @click.command()
-def presets() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout (docs/json.md).")
+def presets(as_json: bool) -> None:
     """List every preset with its scale, mode, distribution and paper.
+
+    Then the initializers with parameters, each with its law. Bare kaiming_normal /
+    xavier_normal are Keras' truncated normals; torch.kaiming_normal / torch.xavier_normal
+    are PyTorch's untruncated ones.
 
     \b
     Example:
       varscale presets
+      varscale presets --json
     """
-    from ..core.initializers import ALIASES, CLASSES, PRESETS
+    from rich.text import Text
 
-    table = Table(title="presets")
-    for col in ("name", "scale", "mode", "distribution", "reference"):
-        table.add_column(col)
+    from ..core.initializers import ALIASES, CLASSES, PRESETS
+    from ..stats.layout import Column, fit_table
+    from .plan_table import LAW_NAMES
+
+    if as_json:
+        from .documents import presets_document
+
+        click.echo(json.dumps(presets_document(_meaning), sort_keys=True))
+        return
+    console = stdout_console()
+    rows = []
     for p in PRESETS.values():
         aliases = [a for a, target in ALIASES.items() if target == p.name]
         name = p.name + (f" ({', '.join(aliases)})" if aliases else "")
-        table.add_row(name, f"{p.scale:g}", p.mode, p.distribution, p.paper)
-    stdout_console().print(table)
-    other = Table(title="initializers with parameters")
-    other.add_column("name")
-    other.add_column("parameters (defaults)")
-    other.add_column("meaning")
+        law = LAW_NAMES[p.build().distribution(1.0, 1.0).kind]
+        rows.append((Text(name), Text(f"{p.scale:g}"), Text(p.mode), Text(law), Text(p.paper)))
+    columns = (Column("name"), Column("scale"), Column("mode"), Column("law"), Column("reference", squeeze=True))
+    console.print(fit_table(columns, rows, console.width, title=Text("presets"), caption=SAME_NAME_NOTE))
+    console.print()
+    params: list[tuple[Text, ...]] = []
     for name, cls in CLASSES.items():
-        cfg = {k: v for k, v in cls().get_config().items() if k not in ("seed", "dtype")}
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        other.add_row(name, json.dumps(cfg), doc)
-    stdout_console().print(other)
+        init = cls()
+        cfg = {k: v for k, v in init.get_config().items() if k not in ("seed", "dtype")}
+        law = LAW_NAMES[init.distribution(1.0, 1.0).kind]
+        params.append((Text(name), Text(law), Text(json.dumps(cfg)), Text(_meaning(cls))))
+    param_columns = (
+        Column("name"), Column("law"), Column("parameters (defaults)", squeeze=True),
+        Column("meaning", squeeze=True),
+    )
+    console.print(fit_table(param_columns, params, console.width, title=Text("initializers with parameters")))
 
 
 @click.command()
 def schema() -> None:
-    """Print the spec's JSON Schema (for editors: yaml-language-server $schema).
+    """Print the spec's JSON Schema (for editors: yaml-language-server $schema), with the
+    initializer names, their parameters and choices, layouts and dtypes as enums.
 
     \b
     Example:
       varscale schema > varscale.schema.json
     """
-    from ..spec import schema as load_schema
+    from ..spec.editor_schema import editor_schema
 
-    click.echo(json.dumps(load_schema(), indent=2, sort_keys=True))
+    click.echo(json.dumps(editor_schema(), indent=2, sort_keys=True))

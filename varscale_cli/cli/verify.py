@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import CheckFailed, SpecError
-from ._console import exit_codes, stderr_console
+from ._console import exit_codes, file_progress, stderr_console
 
 
 @click.command(name="verify")
@@ -17,7 +17,10 @@ from ._console import exit_codes, stderr_console
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="With SPEC: overrides the spec's seed.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Regeneration threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def verify_cmd(
+    path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool, quiet: bool
+) -> None:
     """Recompute every tensor of FILE and compare bytes.
 
     Expected values come from FILE's own provenance, or from SPEC when given. Exit 0 when
@@ -44,7 +47,8 @@ def verify_cmd(path: Path, spec_path: Path | None, seed: int | None, workers: in
                 if seed is not None:
                     raise SpecError("--seed needs SPEC: without it the file's own seed is used")
                 expected = expected_from_provenance(wf.metadata, str(path))
-            report = verify(wf, expected, worker_count(workers))
+            with file_progress(quiet, "verifying", wf) as advance:
+                report = verify(wf, expected, worker_count(workers), on_chunk=advance)
         if as_json:
             click.echo(json.dumps(report.to_json(), sort_keys=True))
         else:

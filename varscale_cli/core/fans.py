@@ -55,6 +55,49 @@ def _normalize_axes(axes: Axes, rank: int, what: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def fan_axes(
+    shape: Sequence[int],
+    layout: str = "keras",
+    in_axis: Axes = None,
+    out_axis: Axes = None,
+    batch_axis: Axes = None,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Which axes of ``shape`` are inputs, outputs, batch and receptive field (in that order,
+    each sorted as given, non-negative); `compute_fans` multiplies them. Arguments and errors
+    as `compute_fans`.
+
+    Example:
+        >>> fan_axes((3, 3, 64, 128))
+        ((2,), (3,), (), (0, 1))
+        >>> fan_axes((128, 64, 3, 3), layout="torch")
+        ((1,), (0,), (), (2, 3))
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of 'keras', 'torch'")
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"shape {list(shape)} has a negative dimension")
+    rank = len(shape)
+    explicit = in_axis is not None or out_axis is not None or batch_axis is not None
+    if rank == 0:
+        if explicit:
+            raise ValueError("a 0-d tensor has no axes to use as in_axis/out_axis/batch_axis")
+        return (), (), (), ()  # (1, 1): "avoid errors for constants"
+    default_in, default_out = (-2, -1) if layout == "keras" else (1, 0)
+    if rank == 1:
+        # One axis: it is both the input and the output unless the user says otherwise.
+        default_in = default_out = 0
+    ins = _normalize_axes(default_in if in_axis is None else in_axis, rank, "in_axis")
+    outs = _normalize_axes(default_out if out_axis is None else out_axis, rank, "out_axis")
+    batch = _normalize_axes(batch_axis, rank, "batch_axis")
+    if rank > 1 and set(ins) & set(outs):
+        raise ValueError(f"in_axis {list(ins)} and out_axis {list(outs)} overlap")
+    if set(batch) & (set(ins) | set(outs)):
+        raise ValueError(f"batch_axis {list(batch)} overlaps in_axis or out_axis")
+    used = set(ins) | set(outs) | set(batch)
+    return ins, outs, batch, tuple(i for i in range(rank) if i not in used)
+
+
 def compute_fans(
     shape: Sequence[int],
     layout: str = "keras",
@@ -80,33 +123,9 @@ def compute_fans(
         >>> compute_fans((128, 64, 3, 3), layout="torch")
         (576, 1152)
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r} is not one of 'keras', 'torch'")
+    ins, outs, _, receptive_axes = fan_axes(shape, layout, in_axis, out_axis, batch_axis)
     shape = tuple(int(d) for d in shape)
-    if any(d < 0 for d in shape):
-        raise ValueError(f"shape {list(shape)} has a negative dimension")
-    rank = len(shape)
-    explicit = in_axis is not None or out_axis is not None or batch_axis is not None
-    if not explicit:
-        if rank == 0:
-            return 1, 1
-        if rank == 1:
-            return shape[0], shape[0]
-    if rank == 0:
-        raise ValueError("a 0-d tensor has no axes to use as in_axis/out_axis/batch_axis")
-    default_in, default_out = (-2, -1) if layout == "keras" else (1, 0)
-    if rank == 1:
-        # One axis: it is both the input and the output unless the user says otherwise.
-        default_in = default_out = 0
-    ins = _normalize_axes(default_in if in_axis is None else in_axis, rank, "in_axis")
-    outs = _normalize_axes(default_out if out_axis is None else out_axis, rank, "out_axis")
-    batch = _normalize_axes(batch_axis, rank, "batch_axis")
-    if rank > 1 and set(ins) & set(outs):
-        raise ValueError(f"in_axis {list(ins)} and out_axis {list(outs)} overlap")
-    if set(batch) & (set(ins) | set(outs)):
-        raise ValueError(f"batch_axis {list(batch)} overlaps in_axis or out_axis")
-    used = set(ins) | set(outs) | set(batch)
-    receptive = math.prod(shape[i] for i in range(rank) if i not in used)
+    receptive = math.prod(shape[i] for i in receptive_axes)
     fan_in = math.prod(shape[i] for i in ins) * receptive
     fan_out = math.prod(shape[i] for i in outs) * receptive
     return fan_in, fan_out

@@ -138,7 +138,14 @@ _KINDS = {
 }
 
 
-def check_output(path: Path, *, force: bool, avoid: Mapping[str, Path | None] | None = None) -> None:
+def check_output(
+    path: Path,
+    *,
+    force: bool,
+    planned_bytes: int = 0,
+    new_folder: bool = False,
+    avoid: Mapping[str, Path | None] | None = None,
+) -> None:
     """The one output-path policy for every file varscale writes (weights, ``--report``,
     ``--plot``), checked before any work starts and again by `atomic_output`.
 
@@ -151,9 +158,15 @@ def check_output(path: Path, *, force: bool, avoid: Mapping[str, Path | None] | 
     ``force``: an existing regular file. Also refused: a missing, non-folder or read-only
     parent folder.
 
+    Every refusal `atomic_output` can give before it creates a file, without creating one
+    (``--dry-run`` runs it, so a dry run refuses what the real run would).
+
     Args:
         path: The output path.
         force: Whether an existing regular file may be replaced.
+        planned_bytes: The expected file size, checked against the free space.
+        new_folder: The folder may not exist yet (a sharded run creates it): it is judged by
+            its nearest existing ancestor, which must be a writable folder with the space.
         avoid: Paths ``path`` must not be (by what they are, e.g. ``{"the spec": spec}``);
             None values are skipped.
 
@@ -166,11 +179,21 @@ def check_output(path: Path, *, force: bool, avoid: Mapping[str, Path | None] | 
         if other is not None and _same_file(path, Path(other)):
             raise SpecError(f"'{path}' is {what}; give the output another path")
     _check_name_length(path)
+    parent = path.parent
     try:
-        _check_target(path, force)
-        _check_folder(path.parent)
+        if parent.exists() or not new_folder:
+            _check_target(path, force)
+            _check_folder(parent)
+        else:
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"cannot create '{path.parent}': '{parent}' is not a writable folder"
+                )
     except OSError as exc:  # ELOOP, EACCES on a parent, ENAMETOOLONG for the whole path
         raise OutputError(f"cannot write '{path}': {_reason(exc)}") from None
+    _check_space(parent, planned_bytes)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -14,10 +14,11 @@ import numpy as np
 from .. import __version__, formats
 from ..core.dtypes import numpy_dtype
 from ..core.stream import STREAM_ID
+from ..errors import InternalError
 from ..formats.items import WriteItem
 from ..provenance import Provenance
 from ..spec import Spec
-from .atomic import atomic_output
+from .atomic import atomic_output, check_output
 from .chunks import ChunkEngine
 from .resolve import ResolvedTensor, chunk_jobs
 
@@ -38,13 +39,16 @@ def provenance(spec: Spec, seed: int, tensors: Sequence[ResolvedTensor]) -> Prov
 
 def write_items(
     tensors: Sequence[ResolvedTensor],
-    engine: ChunkEngine,
+    engine: ChunkEngine | None,
     on_chunk: OnChunk | None = None,
 ) -> list[WriteItem]:
-    """Writer items whose chunk iterators run on ``engine`` (and report progress)."""
+    """Writer items whose chunk iterators run on ``engine`` (and report progress); with no
+    engine, items to check and size only (drawing their chunks is an error)."""
 
     def make_chunks(t: ResolvedTensor) -> Callable[[], Iterator[np.ndarray]]:
         def chunks() -> Iterator[np.ndarray]:
+            if engine is None:
+                raise InternalError(f"tensor '{t.name}': items made for checking were drawn")
             for arr in engine.run(chunk_jobs(t, engine.chunk_elems)):
                 yield arr
                 if on_chunk is not None:
@@ -64,6 +68,26 @@ def write_items(
     ]
 
 
+def check_write(
+    tensors: Sequence[ResolvedTensor],
+    metadata: dict[str, str],
+    path: Path,
+    fmt: str,
+    *,
+    force: bool,
+    items: Sequence[WriteItem] | None = None,
+    new_folder: bool = False,
+) -> int:
+    """Every check `write_file` makes before drawing a value (the format's dtypes and names,
+    the output path, the folder, the free space); return the planned file size. ``--dry-run``
+    runs exactly this. ``new_folder``: the folder may be missing (a sharded run creates it)."""
+    items = write_items(tensors, None) if items is None else items
+    formats.check_items(fmt, items, metadata)  # the header limit counts the provenance
+    planned = formats.planned_size(fmt, items, metadata)
+    check_output(path, force=force, planned_bytes=planned, new_folder=new_folder)
+    return planned
+
+
 def write_file(
     tensors: Sequence[ResolvedTensor],
     metadata: dict[str, str],
@@ -79,7 +103,6 @@ def write_file(
     (``fsync=False``: atomic for other processes, not durable across a power loss)."""
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
-        formats.check_items(fmt, items, metadata)  # the header limit counts the provenance
-        planned = formats.planned_size(fmt, items, metadata)
+        planned = check_write(tensors, metadata, path, fmt, force=force, items=items)
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
             formats.write(fmt, tmp, items, metadata)

@@ -17,22 +17,25 @@ shard is ``model.safetensors`` with no index, as HF writes it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, VarscaleError
+from ..formats import check_items
 from ..formats.hf import HF_INDEX_FILE as INDEX_NAME
 from ..formats.hf import HF_SINGLE_FILE as SINGLE_NAME
 from ..provenance import Provenance, ShardRef
 from ..spec import Spec, parse_spec
+from . import shard_folder
 from .atomic import atomic_output
-from .dask_client import run_tasks
-from .generate import OnChunk, provenance, write_file
+from .dask_client import check_address, run_tasks
+from .generate import OnChunk, check_write, provenance, write_file, write_items
 from .resolve import ResolvedTensor, resolve
-from .sizes import parse_size
+from .sizes import Size, parse_size
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,7 @@ class ShardedRun:
     Attributes:
         spec / spec_path / tensors / seed: the resolved spec (``spec_path`` is re-read by
             Dask workers, which parse the spec themselves).
-        output: the folder; created if missing.
+        output: the folder; created if missing (None: a dry run without ``-o``).
         fmt: the requested format (only safetensors, or None, can be sharded).
         max_shard_size / num_shards: the plan, as given (a size text such as ``5GB``).
         shard_index: write only this shard of the plan (a job array's task), or all.
@@ -187,7 +190,7 @@ class ShardedRun:
     spec_path: Path
     tensors: Sequence[ResolvedTensor]
     seed: int
-    output: Path
+    output: Path | None
     fmt: str | None
     max_shard_size: str | None
     num_shards: int | None
@@ -198,6 +201,23 @@ class ShardedRun:
     fsync: bool
     #: Seconds to wait for the Dask scheduler to answer; None: dask's own connect timeout.
     dask_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class ShardedJob:
+    """A sharded run checked up to its first byte: the plan, what the size limit meant, the
+    shards this run writes and the files of an earlier plan it removes once they are written."""
+
+    run: ShardedRun
+    plan: ShardPlan
+    size: Size | None
+    indices: tuple[int, ...]
+    remove: tuple[Path, ...]
+
+    def names(self) -> list[str]:
+        """Every file of the plan: the shards, then the index if there is one."""
+        files = [self.plan.filename(i) for i in range(self.plan.count)]
+        return files + ([INDEX_NAME] if self.plan.count > 1 else [])
 
 
 @dataclass(frozen=True)
@@ -212,43 +232,89 @@ class ShardedResult:
 ProgressFactory = Callable[[int, int], AbstractContextManager[OnChunk | None]]
 
 
-def generate_sharded(run: ShardedRun, progress: ProgressFactory) -> ShardedResult:
-    """Plan the shards, then write them here (with ``progress``) or on a Dask cluster, and
-    the index. Every check on the options runs before a byte is written."""
+def _check_folder_name(output: Path) -> None:
+    from ..formats import SUFFIXES
+
+    named = SUFFIXES.get(output.suffix.lower())
+    if named is not None:
+        raise SpecError(
+            f"'{output}' is a {named.name} file name ({output.suffix}), but sharded output is a folder of safetensors "
+            f"shards (model-00001-of-0000N.safetensors and an index); give a folder, e.g. "
+            f"-o {output.with_suffix('')}/"
+        )
+    if output.exists() and not output.is_dir():
+        raise SpecError(f"'{output}' is a file; sharded output goes into a folder")
+
+
+def prepare_sharded(run: ShardedRun) -> ShardedJob:
+    """Every check a sharded run makes before its first byte, and nothing written: the real
+    run and ``--dry-run`` both call this, so a dry run refuses exactly what the run refuses."""
     if run.fmt not in (None, "safetensors"):
         raise SpecError(f"sharded output is safetensors only, not {run.fmt}")
-    if run.output.exists() and not run.output.is_dir():
-        raise SpecError(f"'{run.output}' is a file; sharded output goes into a folder")
-    max_bytes = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
+    if run.output is not None:
+        _check_folder_name(run.output)
+    size = parse_size(run.max_shard_size) if run.max_shard_size is not None else None
     tensors = run.tensors
-    plan = make_plan([t.nbytes for t in tensors], max_bytes, run.num_shards)
-    # Every option is checked before the folder exists: a refused run leaves nothing behind.
-    if run.dask_address is not None and run.shard_index is not None:
-        raise SpecError("--dask runs every shard; drop --shard-index")
+    plan = make_plan([t.nbytes for t in tensors], None if size is None else size.bytes, run.num_shards)
     if run.shard_index is not None and not 0 <= run.shard_index < plan.count:
         raise SpecError(
             f"--shard-index {run.shard_index} is out of range: the plan has {plan.count} "
-            f"shards (0..{plan.count - 1})"
+            f"shard(s) (0..{plan.count - 1})"
         )
     if run.dask_address is not None:
+        if run.shard_index is not None:
+            raise SpecError("--dask runs every shard; drop --shard-index")
+        if importlib.util.find_spec("distributed") is None:
+            raise VarscaleError("--dask needs dask.distributed: pip install 'varscale[dask]'")
+        check_address(run.dask_address)  # a usage error, in --dry-run too
+    indices = tuple(range(plan.count)) if run.shard_index is None else (run.shard_index,)
+    prov = provenance(run.spec, run.seed, tensors)
+    for i in indices:
+        chosen = [tensors[j] for j in plan.groups[i]]
+        meta = prov.subset([t.name for t in chosen], ShardRef(i, plan.count)).file_metadata()
+        if run.output is None:
+            check_items("safetensors", write_items(chosen, None))
+        else:
+            check_write(
+                chosen, meta, run.output / plan.filename(i), "safetensors", force=run.force,
+                new_folder=True,
+            )
+    job = ShardedJob(run, plan, size, indices, ())
+    if run.output is not None:
+        stale = shard_folder.leftovers(run.output, job.names(), force=run.force)
+        job = ShardedJob(run, plan, size, indices, tuple(stale))
+    return job
+
+
+def generate_sharded(run: ShardedRun, progress: ProgressFactory) -> ShardedResult:
+    """Plan and check the shards (`prepare_sharded`), then write them here (with ``progress``)
+    or on a Dask cluster, the index, and remove what an earlier plan left (``--force``)."""
+    job = prepare_sharded(run)
+    if run.output is None:
+        raise SpecError("missing -o/--output (or use --dry-run)")
+    plan, tensors = job.plan, run.tensors
+    if run.dask_address is not None:
+        # dask_run creates the folder once the scheduler has answered: a scheduler that is
+        # not there leaves nothing behind.
         written = dask_run(
             run.dask_address, run.spec_path.read_text(encoding="utf-8-sig"), str(run.spec_path),
-            run.seed, max_bytes, run.num_shards, run.output.resolve(), force=run.force,
-            workers=run.workers, timeout=run.dask_timeout,
+            run.seed, None if job.size is None else job.size.bytes, run.num_shards,
+            run.output.resolve(), force=run.force, workers=run.workers, timeout=run.dask_timeout,
         )
+        shard_folder.remove(job.remove)
         return ShardedResult(written, plan.count)
     run.output.mkdir(parents=True, exist_ok=True)
-    indices = range(plan.count) if run.shard_index is None else [run.shard_index]
     prov = provenance(run.spec, run.seed, tensors)
-    chosen = [t for i in indices if 0 <= i < plan.count for t in (tensors[j] for j in plan.groups[i])]
+    chosen = [tensors[j] for i in job.indices for j in plan.groups[i]]
     written = []
     with progress(len(chosen), sum(t.nbytes for t in chosen)) as advance:
-        for i in indices:
+        for i in job.indices:
             written.append(str(write_shard(
                 tensors, prov, plan, i, run.output, force=run.force, workers=run.workers,
                 on_chunk=advance, fsync=run.fsync,
             )))
     write_index(plan, tensors, run.output)
+    shard_folder.remove(job.remove)
     return ShardedResult(written, plan.count)
 
 

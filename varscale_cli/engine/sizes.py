@@ -1,15 +1,17 @@
-"""Byte sizes in and out: ``--max-shard-size 5GB`` parsed, and sizes printed for people.
+"""Byte sizes in and out: ``--max-shard-size 5GB`` / ``5GiB`` parsed, and sizes printed for people.
 
 Decimal units (kB = 1000 B) follow huggingface_hub, whose shard sizes users pass on; binary
-units (KiB = 1024 B) are what ``df`` and the kernel's free-space figures are read in. rich's
-``rich.filesize.decimal`` is close but spells small sizes "512 bytes" and goes on to PB, so one
-formatter here keeps both texts as they were.
+units (KiB = 1024 B) are what transformers also accepts, and what ``df`` and the kernel's
+free-space figures are read in. rich's ``rich.filesize.decimal`` is close but spells small
+sizes "512 bytes" and goes on to PB, so one formatter here keeps both texts as they were.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 from ..errors import SpecError
 
@@ -43,24 +45,87 @@ def human_bytes(n: float, units: ByteUnits = BINARY) -> str:
     return f"{value:.{units.decimals}f} {unit}"
 
 
-#: The suffixes ``parse_size`` accepts, longest first so ``KB`` is not read as ``B``.
-_SIZE_UNITS = {"TB": 10**12, "GB": 10**9, "MB": 10**6, "KB": 10**3, "B": 1}
+#: Unit prefixes of ``--max-shard-size``: decimal (huggingface_hub's ``parse_size_to_int``,
+#: constants ``SIZE_UNITS``: KB, MB, GB, TB) and binary (transformers' ``convert_file_size_to_int``
+#: in ``utils/hub.py``: KiB, MiB, GiB, and TiB beside them).
+_PREFIXES = {"K": 1, "M": 2, "G": 3, "T": 4}
+
+#: A number (integer or decimal fraction) and an optional unit: ``5GB``, ``1.5 GiB``, ``4096``.
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
 
 
-def parse_size(text: str) -> int:
-    """``5GB`` -> 5_000_000_000: decimal units as huggingface_hub's ``parse_size_to_int``."""
-    t = text.strip().upper()
-    for unit, mult in _SIZE_UNITS.items():
-        if t.endswith(unit):
-            num = t[: -len(unit)].strip()
-            try:
-                value = float(num)
-            except ValueError:
-                break
-            if value > 0 and math.isfinite(value):
-                return int(value * mult)
-            break
-    raise SpecError(
-        f"--max-shard-size {text!r} is not a size; use a positive number with TB, GB, MB, KB or B "
-        "(decimal units: 5GB = 5,000,000,000 bytes)"
+@dataclass(frozen=True)
+class Size:
+    """A parsed ``--max-shard-size``: the text as given, its bytes and what the unit meant."""
+
+    text: str
+    bytes: int
+    unit: str  # "B", or the unit as normalised ("GB", "GiB", ...)
+
+    @property
+    def meaning(self) -> str:
+        """``5GiB = 5,368,709,120 bytes (binary: 1 GiB = 1024^3 bytes)``."""
+        if self.unit == "B":
+            return f"{self.text} = {self.bytes:,} bytes"
+        power = _PREFIXES[self.unit[0]]
+        kind, base = ("binary", 1024) if "i" in self.unit else ("decimal", 1000)
+        return f"{self.text} = {self.bytes:,} bytes ({kind}: 1 {self.unit} = {base}^{power} bytes)"
+
+
+def _size_error(text: str, why: str) -> SpecError:
+    return SpecError(
+        f"--max-shard-size {text!r}: {why}; use a positive integer of bytes or a number with a "
+        "decimal unit KB, MB, GB, TB (5GB = 5,000,000,000 bytes) or a binary one KiB, MiB, GiB, "
+        "TiB (5GiB = 5,368,709,120 bytes)"
     )
+
+
+def parse_size(text: str) -> Size:
+    """``--max-shard-size`` as Hugging Face spells it, to an exact byte count.
+
+    * a plain integer (or ``...B``) is bytes;
+    * ``KB``/``MB``/``GB``/``TB`` are decimal (1 GB = 10^9 bytes), as huggingface_hub reads them,
+      with the prefix in any case (``5gB`` is 5 GB);
+    * ``KiB``/``MiB``/``GiB``/``TiB`` are binary (1 GiB = 2^30 bytes), in any case as
+      transformers reads them (``5gib``);
+    * a decimal unit ending in a lower-case ``b`` (``5Gb``, ``500mb``) is refused: transformers
+      reads it as bits (a gigabit is 125,000,000 bytes) and huggingface_hub as bytes, so either
+      reading would surprise someone;
+    * a bare prefix (``500M``) is refused: neither library accepts it, and M could mean MB or MiB.
+
+    Fractions are exact (``1.5GB`` is 1,500,000,000 bytes; parsed as a decimal fraction, not a
+    float) and a fractional byte count rounds down, as both libraries' ``int(...)`` does.
+
+    >>> parse_size("5GiB").meaning
+    '5GiB = 5,368,709,120 bytes (binary: 1 GiB = 1024^3 bytes)'
+    """
+    m = _SIZE.fullmatch(text)
+    if m is None:
+        raise _size_error(text, "not a number with a unit")
+    number, unit = m.groups()
+    value = Fraction(number)
+    if unit.upper() == "B" or not unit:
+        if unit == "b":
+            raise _size_error(text, "unknown unit 'b' (bytes are B)")
+        canonical, multiplier = "B", 1
+    elif len(unit) in (2, 3) and unit[0].upper() in _PREFIXES and unit[-1] in "Bb" and (
+        len(unit) == 2 or unit[1] in "iI"
+    ):
+        power = _PREFIXES[unit[0].upper()]
+        if len(unit) == 3:
+            canonical, multiplier = f"{unit[0].upper()}iB", 1024**power
+        else:
+            if unit[-1] == "b":
+                raise _size_error(
+                    text, f"'{unit}' is bits in transformers and bytes in huggingface_hub; "
+                    f"write {number}{unit[0].upper()}B"
+                )
+            canonical, multiplier = f"{unit[0].upper()}B", 1000**power
+    elif unit.upper() in _PREFIXES:
+        raise _size_error(text, f"'{unit}' alone is not a unit ({unit.upper()}B or {unit.upper()}iB)")
+    else:
+        raise _size_error(text, f"unknown unit '{unit}'")
+    nbytes = math.floor(value * multiplier)
+    if nbytes <= 0:
+        raise _size_error(text, "the size must be at least 1 byte")
+    return Size(text.strip(), nbytes, canonical)

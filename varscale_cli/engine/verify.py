@@ -148,8 +148,20 @@ def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarra
         pos, ia, ib = pos + n, ia + n, ib + n
 
 
-def verify(wf: WeightFile, expected: dict[str, Expected], workers: int) -> VerifyReport:
-    """Compare every expected tensor with ``wf``'s, stopping at the first difference."""
+def _counted(chunks: Iterator[np.ndarray], name: str, on_chunk: Callable[[str, int], None]) -> Iterator[np.ndarray]:
+    for chunk in chunks:
+        on_chunk(name, chunk.nbytes)
+        yield chunk
+
+
+def verify(
+    wf: WeightFile,
+    expected: dict[str, Expected],
+    workers: int,
+    on_chunk: Callable[[str, int], None] | None = None,
+) -> VerifyReport:
+    """Compare every expected tensor with ``wf``'s, stopping at the first difference;
+    ``on_chunk`` hears of each chunk of the file compared (tensor name, bytes)."""
     report = VerifyReport()
     infos = {info.name: info for info in wf.tensors()}
     report.missing = [n for n in expected if n not in infos]
@@ -167,9 +179,10 @@ def verify(wf: WeightFile, expected: dict[str, Expected], workers: int) -> Verif
                     "reason": f"the file has {stored} {list(info.shape)}, the spec {exp.dtype} {list(exp.shape)}",
                 }
                 break
-            found = _first_difference(
-                wf.iter_chunks(name), engine.run(exp.jobs(engine.chunk_elems))
-            )
+            stored_chunks = wf.iter_chunks(name)
+            if on_chunk is not None:
+                stored_chunks = _counted(stored_chunks, name, on_chunk)
+            found = _first_difference(stored_chunks, engine.run(exp.jobs(engine.chunk_elems)))
             if found is not None:
                 index, got, want = found
                 inside = exp.shape and index < math.prod(exp.shape)

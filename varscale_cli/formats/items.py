@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.atomic import check_interrupt
-from ..errors import OutputError, SpecError
+from ..errors import InternalError, SpecError
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
@@ -61,9 +61,10 @@ class WriteItem:
 def checked_chunks(item: WriteItem) -> Generator[np.ndarray, None, None]:
     """The chunks of ``item`` as 1-D arrays, verified to add up to exactly ``item.size``.
 
-    Raises OutputError before a chunk that would overflow the tensor is handed on, so no writer
-    ever writes past the bytes its header promised; the shortfall check runs once the iterator
-    is exhausted. A wrong dtype is also an OutputError: bfloat16 and float16 have the same size,
+    Raises InternalError (a producer broke its contract: a bug, not a user error) before a
+    chunk that would overflow the tensor is handed on, so no writer ever writes past the bytes
+    its header promised; the shortfall check runs once the iterator is exhausted. A wrong dtype
+    is also an InternalError: bfloat16 and float16 have the same size,
     so a byte count alone would not notice the mix-up. Closing this generator closes the item's
     iterator; use it as ``with closing(checked_chunks(item)) as chunks:``.
     """
@@ -74,7 +75,7 @@ def checked_chunks(item: WriteItem) -> Generator[np.ndarray, None, None]:
         for arr in chunks:
             check_interrupt()  # Ctrl-C / SIGTERM while writing, at a safe point
             if arr.dtype != item.dtype:
-                raise OutputError(
+                raise InternalError(
                     f"internal error: tensor '{item.name}' produced a {arr.dtype.name} chunk but "
                     f"its dtype is {item.dtype.name}"
                 )
@@ -82,7 +83,7 @@ def checked_chunks(item: WriteItem) -> Generator[np.ndarray, None, None]:
             # than writing strided memory as if it were contiguous.
             flat = np.ascontiguousarray(arr).reshape(-1)
             if done + flat.size > total:
-                raise OutputError(
+                raise InternalError(
                     f"internal error: tensor '{item.name}' produced more than its "
                     f"{total * item.dtype.itemsize} bytes"
                 )
@@ -95,7 +96,7 @@ def checked_chunks(item: WriteItem) -> Generator[np.ndarray, None, None]:
         if close is not None:
             close()
     if done != total:
-        raise OutputError(
+        raise InternalError(
             f"internal error: tensor '{item.name}' produced {done * item.dtype.itemsize} bytes "
             f"but its shape {item.shape} and dtype {item.dtype.name} need "
             f"{total * item.dtype.itemsize}"

@@ -67,7 +67,7 @@ class _Part(NamedTuple):
 
 def _label(init: Initializer) -> str:
     """The name the user knows the initializer by (a preset's, else the class's registry name)."""
-    return getattr(init, "preset", None) or init.name
+    return init.preset or init.name
 
 
 def _check_name(name: str, ctx: Ctx, what: str = "tensor name") -> None:

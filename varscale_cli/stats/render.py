@@ -1,4 +1,5 @@
-"""Human-facing output of `varscale stats`: a rich table, a summary line, histograms.
+"""Human-facing output of `varscale stats`: a rich table and a summary line (the plot is
+`varscale_cli.stats.plot`).
 
 Only presentation lives here; every number comes from `varscale_cli.stats.report`. Numbers are shown
 with 4 significant digits and right-aligned; verdicts are coloured (green pass, red fail,
@@ -9,30 +10,22 @@ yellow too_small, dim no_target). Cells are `rich.text.Text`, never markup, so a
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import numpy as np
 from rich.table import Table
 from rich.text import Text
 
 from ..core.distributions import Distribution, parse_kind
-from ..errors import VarscaleError
-from ..formats.base import WeightFile
+from .layout import Column, fit_table, nominal_differs, std_text
 from .report import FileReport, TensorReport, Verdict
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS
 
-__all__ = ["plot_report", "stats_table", "summary_line"]
+__all__ = ["UNCORRECTED_NOTE", "stats_table", "summary_line"]
 
 VERDICT_STYLES: dict[Verdict, str] = {"pass": "green", "fail": "bold red", "too_small": "yellow", "no_target": "dim"}
 
-#: Histograms drawn at most: 64 panels of 4 x 3 inches at 100 dpi is already a 1600 x 4800
-#: pixel image; a whole LLM checkpoint would make an unusable one.
-MAX_PLOTS = 64
-#: Bins per histogram: with the >= 5,000 values of a tested tensor, about 50 per bin
-#: in the bulk, enough for the target curve to be compared by eye.
-HIST_BINS = 100
+#: The caption under a table with a marked std.
+UNCORRECTED_NOTE = "* law not variance-corrected: its std differs from the initializer's nominal std"
 
-PLOT_MISSING = "--plot needs matplotlib: pip install 'varscale[plot]'"
 
 
 def _num(x: float | None) -> str:
@@ -64,37 +57,65 @@ def _tests_cell(t: TensorReport) -> str:
     return f"min p {_num(min(v['p_value'] for v in t.tests.values()))}"
 
 
-def stats_table(report: FileReport) -> Table:
-    """One row per tensor: what it holds against what its initializer promises.
+def _target_cell(t: TensorReport) -> tuple[Text, bool]:
+    """The std the check compares with, marked when the law is not variance-corrected."""
+    sampler_std = None
+    d = t.distribution
+    if d is not None and d.get("kind") not in (None, "constant"):
+        try:
+            sampler_std = Distribution(
+                parse_kind(d["kind"]), float(d["scale"]), float(d["loc"]), float(d["cut"])
+            ).std
+        except (KeyError, TypeError, ValueError):
+            sampler_std = None
+    uncorrected = nominal_differs(sampler_std, t.target_std)
+    return std_text(_num(t.expected_std), uncorrected), uncorrected
 
-    Columns: name, shape, dtype, std (empirical), target (sqrt(scale / n)), expected (std of
-    the configured sampler after rounding to the stored dtype), bound / out (bound on
-    |x - loc| after rounding, values beyond it), tests (failed statistics, else the
-    smallest p-value), verdict.
+
+#: The stats table's columns; on a narrow terminal bound / out goes first, then dtype, then
+#: shape (`layout.fit_table`).
+STATS_COLUMNS = (
+    Column("name"),
+    Column("shape", drop=1),
+    Column("dtype", drop=2),
+    Column("mean", "right"),
+    Column("std", "right"),
+    Column("target", "right"),
+    Column("bound / out", "right", drop=3),
+    Column("tests", squeeze=True),
+    Column("verdict"),
+)
+
+
+def stats_table(report: FileReport, width: int = 100) -> Table:
+    """One row per tensor: what it holds against what its initializer promises, fitted to
+    ``width`` columns (`layout.fit_table`).
+
+    Columns: name, shape, dtype, mean and std (empirical), target (the std of the configured
+    sampler after rounding to the stored dtype, marked ``*`` when the law is not variance-
+    corrected and so differs from the initializer's nominal std), bound / out (bound on
+    |x - loc| after rounding, values beyond it), tests (failed statistics, else the smallest
+    p-value), verdict. The mean tells ``ones`` from ``zeros``.
     """
-    table = Table(title=Text(report.path) if report.path else None, title_justify="left")
-    table.add_column("name", overflow="fold")
-    table.add_column("shape")
-    table.add_column("dtype")
-    table.add_column("std", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("expected", justify="right")
-    table.add_column("bound / out", justify="right")
-    table.add_column("tests")
-    table.add_column("verdict")
+    rows = []
+    marked = False
     for t in report.tensors:
-        table.add_row(
+        target, uncorrected = _target_cell(t)
+        marked = marked or uncorrected
+        rows.append((
             Text(t.name),
             Text(_shape(t.shape)),
             Text(t.dtype),
+            Text(_num(t.mean)),
             Text(_num(t.std)),
-            Text(_num(t.target_std)),
-            Text(_num(t.expected_std)),
+            target,
             Text(_bound_cell(t)),
             Text(_tests_cell(t)),
             Text(t.verdict, style=VERDICT_STYLES[t.verdict]),
-        )
-    return table
+        ))
+    caption = UNCORRECTED_NOTE if marked else None
+    title = Text(report.path) if report.path else None
+    return fit_table(STATS_COLUMNS, rows, width, title=title, caption=caption)
 
 
 def summary_line(report: FileReport) -> str:
@@ -122,70 +143,3 @@ def summary_line(report: FileReport) -> str:
         f"(each at {report.test_level:.4g})"
     )
     return "; ".join(parts)
-
-
-def plot_report(
-    report: FileReport, wf: WeightFile, png_path: str | Path, *, force: bool = False
-) -> Path:
-    """Save per-tensor histograms with the target density over them as a PNG.
-
-    Each panel is a density histogram of the tensor's finite values (read again, chunk by
-    chunk) and, when the tensor has a random target, the target's expected density per bin
-    (CDF differences, so it is exact for any bin width). At most `MAX_PLOTS` tensors.
-
-    The PNG is written atomically under the output-path policy
-    (`varscale_cli.engine.atomic.check_output`): an existing file is replaced only with
-    ``force``, and never a link, folder or special file.
-
-    Raises:
-        VarscaleError: matplotlib is not installed, or no tensor has a finite value.
-        OutputError: the PNG cannot be written.
-    """
-    from ..engine.atomic import atomic_output
-
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise VarscaleError(PLOT_MISSING) from None
-    items = [t for t in report.tensors if t.count and t.min is not None and t.max is not None][:MAX_PLOTS]
-    if not items:
-        raise VarscaleError("nothing to plot: no tensor has a finite value")
-    ncols = min(4, len(items))
-    nrows = -(-len(items) // ncols)
-    fig = Figure(figsize=(4 * ncols, 3 * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    for i, t in enumerate(items):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        assert t.min is not None and t.max is not None
-        lo, hi = t.min, t.max
-        if t.bound is not None and t.distribution is not None:
-            loc = float(t.distribution["loc"])
-            lo, hi = min(lo, loc - t.bound), max(hi, loc + t.bound)
-        if not hi > lo:
-            half = max(abs(lo), 1.0) * 1e-3
-            lo, hi = lo - half, hi + half
-        edges = np.linspace(lo, hi, HIST_BINS + 1)
-        counts = np.zeros(HIST_BINS)
-        for chunk in wf.iter_chunks(t.name):
-            with np.errstate(all="ignore"):
-                x = np.asarray(chunk).astype(np.float64)
-            counts += np.histogram(x[np.isfinite(x)], bins=edges)[0]
-        width = edges[1] - edges[0]
-        total = max(counts.sum(), 1.0)
-        ax.stairs(counts / (total * width), edges, fill=True, alpha=0.5, label="file")
-        if t.distribution is not None and t.distribution["kind"] != "constant":
-            d = Distribution(
-                parse_kind(t.distribution["kind"]), float(t.distribution["scale"]),
-                float(t.distribution["loc"]), float(t.distribution["cut"]),
-            )
-            expected = np.diff(d.cdf(edges)) / width
-            ax.plot(0.5 * (edges[:-1] + edges[1:]), expected, color="C3", lw=1.2, label="target")
-        ax.set_title(f"{t.name} [{t.verdict}]", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if i == 0:
-            ax.legend(fontsize=7)
-    with atomic_output(Path(png_path), force=force, fsync=False) as tmp:
-        # format="png": the temp name has no suffix for matplotlib to go by.
-        fig.savefig(tmp, dpi=100, format="png")
-    return Path(png_path)

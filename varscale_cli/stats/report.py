@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -297,6 +297,14 @@ def check_tensor(
 STATS_CHUNK_ELEMS = 1 << 18
 
 
+def _counted(
+    factory: Callable[[], Iterable[np.ndarray]], info: TensorInfo, on_chunk: Callable[[str, int], None]
+) -> Iterator[np.ndarray]:
+    for chunk in factory():
+        on_chunk(info.name, chunk.size * info.dtype.itemsize)
+        yield chunk
+
+
 def check_file(
     wf: WeightFile,
     targets: Mapping[str, Target | None],
@@ -305,6 +313,7 @@ def check_file(
     chunk_elems: int | None = STATS_CHUNK_ELEMS,
     progress: Callable[[TensorInfo], None] | None = None,
     workers: int = 1,
+    on_chunk: Callable[[str, int], None] | None = None,
 ) -> FileReport:
     """Check every tensor of ``wf``; tensors without an entry in ``targets`` get moments only.
 
@@ -320,6 +329,8 @@ def check_file(
         progress: called with each tensor's info before it is read.
         workers: tensors checked in parallel threads, for readers that declare
             ``thread_safe`` (positional reads); numpy releases the GIL in the reductions.
+        on_chunk: called with a tensor's name and the stored bytes of each chunk read (from
+            the worker threads), for a progress display.
     """
     _check_alpha(alpha)
     infos = wf.tensors()
@@ -333,6 +344,8 @@ def check_file(
             factory = functools.partial(wf.iter_chunks, info.name)
         else:
             factory = functools.partial(wf.iter_chunks, info.name, chunk_elems)
+        if on_chunk is not None:
+            factory = functools.partial(_counted, factory, info, on_chunk)
         return check_tensor(
             info.name, info.shape, info.dtype, factory, targets.get(info.name),
             n_tests=family, alpha=alpha,

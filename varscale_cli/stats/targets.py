@@ -79,7 +79,7 @@ def targets_for_file(
     wf: WeightFile,
     spec_path: Path | None = None,
     init_name: str | None = None,
-    layout: str = "keras",
+    layout: str | None = None,
 ) -> dict[str, Target | None]:
     """name -> Target for the tensors of ``wf``: what ``varscale stats`` checks them against.
 
@@ -87,7 +87,8 @@ def targets_for_file(
         wf: an open weight file.
         spec_path: a spec whose tensors are matched by name (tensors it lacks: no target).
         init_name: else, one initializer preset for every tensor, fans by ``layout``.
-        layout: the fan convention for ``init_name``.
+        layout: the fan convention for ``init_name``; None: the initializer's own
+            (``default_layout``: torch for ``torch.*``, else keras), as a spec resolves it.
 
     Returns:
         With neither ``spec_path`` nor ``init_name``: the file's provenance targets (empty if

@@ -35,7 +35,11 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
             raise ValueError(f"negative_slope {show_py(param)} not a valid number")
         else:
             slope = float(param)
-        return math.sqrt(2.0 / (1.0 + slope**2))
+        # slope * slope, not slope**2: ** is libm's pow, which is not correctly rounded (glibc
+        # differs from the exact square's rounding for ~0.07% of slopes, other libms
+        # elsewhere); one IEEE multiply is the same everywhere. torch writes slope**2, so its
+        # own std may differ from ours in the last bit; its samples differ anyway.
+        return math.sqrt(2.0 / (1.0 + slope * slope))
     if nonlinearity == "selu":
         return 3.0 / 4.0  # PyTorch's empirical value (PR #50664); not LeCun's
     raise ValueError(
@@ -91,7 +95,8 @@ class TorchKaiming(_TorchBase):
         return self.gain / math.sqrt(fan_n(self.mode, fan_in, fan_out))
 
 class TorchKaimingNormal(TorchKaiming):
-    """``torch.nn.init.kaiming_normal_``: N(0, (gain / sqrt(fan))^2)."""
+    """``torch.nn.init.kaiming_normal_``: N(0, (gain / sqrt(fan))^2), untruncated (unlike the
+    bare ``kaiming_normal``, Keras' truncated HeNormal)."""
 
     name = "torch.kaiming_normal"
 
@@ -122,7 +127,8 @@ class TorchXavier(_TorchBase):
         return self.gain * math.sqrt(2.0 / max(1.0, float(fan_in + fan_out)))
 
 class TorchXavierNormal(TorchXavier):
-    """``torch.nn.init.xavier_normal_``."""
+    """``torch.nn.init.xavier_normal_``: N(0, std^2), std = gain sqrt(2 / (fan_in + fan_out)),
+    untruncated (unlike the bare ``xavier_normal``, Keras' truncated GlorotNormal)."""
 
     name = "torch.xavier_normal"
 

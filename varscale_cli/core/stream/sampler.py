@@ -15,6 +15,7 @@ sizes, worker count, call order, partitioning, platform or library versions, bec
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..distributions import Distribution
 from ..dtypes import SAMPLED, numpy_dtype
+from ..rounding import below, round_to
 from .philox import raw_bits32, raw_words, stream_key
 from .transforms import Scratch, transform_f32, transform_f64
 
@@ -58,10 +60,16 @@ class TensorSampler:
         return self.dtype == "float64"
 
     def fill(self, start: int, out: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
-        """Fill ``out`` (1-D, this sampler's dtype) with elements ``start .. start + len(out)``."""
+        """Fill ``out`` (1-D, this sampler's dtype) with elements ``start .. start + len(out)``.
+
+        ``start`` is any integer (numpy's included).
+        """
+        start = operator.index(start)
         n = out.shape[0]
         if self.dist.kind == "constant":
-            out.fill(self.dist.loc)
+            # Rounded by varscale's own one-step rounding, so the library cast that follows is
+            # exact: ml_dtypes 0.5 and 0.7 round float64 -> bfloat16 differently (twice, once).
+            out.fill(round_to(self.dist.loc, self.dtype))
             return out
         scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
         for lo in range(0, n, scratch.n):
@@ -81,13 +89,12 @@ class TensorSampler:
                 np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
         if self.dist.kind == "uniform" and self.dist.loc != 0.0:
             # loc + v * half can round up to maxval itself (ties to even); the documented
-            # interval is [minval, maxval), so clamp to the float just below, in the stored
-            # dtype (a clamp in float32 could round up again when cast to bfloat16).
-            np.minimum(out, self._below_max(out.dtype), out=out)
-
-    def _below_max(self, dtype: np.dtype) -> np.ndarray:
-        top = np.array(self.dist.loc + self.dist.scale, dtype=dtype)
-        return np.nextafter(top, np.array(-np.inf, dtype=dtype))
+            # interval is [minval, maxval), so clamp to the largest value of the stored dtype
+            # below loc + limit (a clamp in float32 could round up again when cast to
+            # bfloat16). `below` computes it exactly, whichever way the dtype rounds that
+            # limit; the cast of the result is then exact in every library version.
+            top = below(self.dist.loc + self.dist.scale, self.dtype)
+            np.minimum(out, np.array(top, dtype=out.dtype), out=out)
 
 
 def region_runs(
@@ -96,9 +103,12 @@ def region_runs(
     """The region ``full[offset : offset + shape]`` as (flat start, length) runs in C order.
 
     Trailing axes the region spans completely merge with the first partial axis into one
-    contiguous run of the full tensor's flat index space.
+    contiguous run of the full tensor's flat index space. Shapes and offsets may hold any
+    integers (numpy's included); the arithmetic is done on Python ints, which never overflow.
     """
-    shape = tuple(shape)
+    full_shape = tuple(operator.index(d) for d in full_shape)
+    offset = tuple(operator.index(o) for o in offset)
+    shape = tuple(operator.index(d) for d in shape)
     total = math.prod(shape)
     if total == 0:
         return
