@@ -7,7 +7,8 @@ by hand from the rules in ../shared/reference/anchors.md, section a.3:
   ``(k,)`` -> (k, k); receptive field = prod(shape[:-2]).
 * torch (``_calculate_fan_in_and_fan_out``): ``(out, in, *k)``; receptive field prod(shape[2:]).
 * explicit axes (JAX ``variance_scaling``): every axis in none of in/out/batch multiplies both
-  fans, batch axes count for neither.
+  fans, batch axes count for neither; an axis in both in and out cancels out of both (JAX's
+  ``receptive = prod(shape) / in / out / batch``), so rank 1 with ``in_axis=0`` is (1, 1).
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ CASES = [
     _c("rank0-torch", (), 1, 1, layout="torch"),
     _c("rank1-bias-keras", (7,), 7, 7),
     _c("rank1-bias-torch", (7,), 7, 7, layout="torch"),
-    _c("rank1-explicit-in", (7,), 7, 7, in_axis=0),
-    _c("rank1-explicit-out", (7,), 7, 7, out_axis=-1),
+    # JAX 0.10.2: in 7, out 7 (default out_axis=-1), receptive 7/7/7 -> fans 7 * 1/7 = (1, 1).
+    _c("rank1-explicit-in", (7,), 1, 1, in_axis=0),
+    _c("rank1-explicit-in-torch", (7,), 1, 1, layout="torch", in_axis=0),
+    _c("rank1-explicit-in-out", (1000,), 1, 1, in_axis=0, out_axis=-1),
+    _c("zero-rank1-explicit", (0,), 1, 1, in_axis=0),  # nothing left to multiply: empty products
     # --- rank 2: dense kernels -------------------------------------------------------------------
     _c("rank2-dense-keras", (784, 256), 784, 256),
     _c("rank2-dense-torch", (256, 784), 784, 256, layout="torch"),
@@ -68,6 +72,12 @@ CASES = [
     _c("rank3-in-only", (2, 3, 4), 6, 12, in_axis=0),  # out defaults to -1, axis 1 receptive
     _c("rank3-out-only", (2, 3, 4), 12, 8, out_axis=0),  # in defaults to -2, axis 2 receptive
     _c("rank3-empty-in-list", (3, 4, 5), 12, 60, in_axis=[], out_axis=2),
+    # --- shared in/out axes (JAX allows them): the shared axis cancels out of both fans ----------
+    _c("flax-embed", (1000, 64), 64, 64, out_axis=0),  # nn.Embed: in -2 = out 0 = axis 0
+    _c("shared-square", (3, 4), 4, 4, in_axis=0, out_axis=0),
+    _c("shared-negative", (3, 4), 3, 3, in_axis=-1, out_axis=1),
+    _c("shared-lists", (2, 3, 4), 2, 4, in_axis=[0, 1], out_axis=[1, 2]),
+    _c("shared-torch", (5, 6, 3), 15, 15, layout="torch", out_axis=1),  # in 1 = out 1
     # --- rank 4: conv2d kernels -----------------------------------------------------------------
     _c("conv2d-keras", (3, 3, 64, 128), 576, 1152),
     _c("conv2d-torch", (128, 64, 3, 3), 576, 1152, layout="torch"),
@@ -192,15 +202,13 @@ ERRORS = [
     FanError("out-out-of-range", (3, 4, 5), {"out_axis": [1, 3]},
              ("out_axis 3", "rank-3", "-3 .. 2")),
     FanError("batch-out-of-range", (3, 4), {"batch_axis": 5}, ("batch_axis 5", "out of range")),
-    FanError("in-out-overlap", (3, 4), {"in_axis": 0, "out_axis": 0}, ("overlap",)),
-    FanError("in-out-overlap-negative", (3, 4), {"in_axis": -1, "out_axis": 1}, ("overlap",)),
-    FanError("in-out-overlap-lists", (2, 3, 4), {"in_axis": [0, 1], "out_axis": [1, 2]},
-             ("in_axis [0, 1]", "out_axis [1, 2]", "overlap")),
     FanError("batch-overlaps-in", (3, 4, 5), {"batch_axis": 1}, ("batch_axis [1]", "overlaps")),
     FanError("batch-overlaps-out", (3, 4, 5), {"batch_axis": -1}, ("batch_axis [2]", "overlaps")),
     FanError("batch-overlaps-torch-out", (4, 2048, 512), {"layout": "torch", "batch_axis": 0},
              ("batch_axis", "overlaps")),
-    FanError("batch-overlaps-rank1", (7,), {"batch_axis": 0}, ("batch_axis", "overlaps")),
+    FanError("rank1-batch-without-in", (7,), {"batch_axis": 0}, ("rank-1", "in_axis: 0")),
+    FanError("rank1-out-without-in", (7,), {"out_axis": -1}, ("rank-1", "in_axis=-2")),
+    FanError("rank1-batch-overlaps-in", (7,), {"in_axis": 0, "batch_axis": 0}, ("overlaps",)),
     FanError("repeated-axis", (3, 4), {"in_axis": [0, -2]}, ("repeats an axis",)),
     FanError("bad-layout", (3, 4), {"layout": "jax"}, ("layout 'jax'", "'keras', 'torch'")),
     FanError("bad-layout-case", (3, 4), {"layout": "Keras"}, ("layout 'Keras'",)),
@@ -240,7 +248,68 @@ def test_numpy_integer_axes_are_ints(kind: type) -> None:
 
 def test_errors_surface_through_initializers() -> None:
     init = registry.he_normal(seed=0)
-    with pytest.raises(ValueError, match="overlap"):
-        init((3, 4), in_axis=0, out_axis=0)
+    with pytest.raises(ValueError, match="overlaps"):
+        init((3, 4), in_axis=0, batch_axis=0)
     with pytest.raises(ValueError, match="layout 'tf'"):
         init((3, 4), layout="tf")
+
+
+# --- JAX's own arithmetic as the oracle ----------------------------------------------------------
+
+
+def _jax_fans(shape: tuple[int, ...], in_axis: Axes, out_axis: Axes, batch_axis: Axes):
+    """JAX 0.10.2 ``jax/_src/nn/initializers.py::_compute_fans``, re-derived: sizes are the
+    products over each axis argument, ``receptive = prod(shape) / in / out / batch`` in floats,
+    ``fan = size * receptive``. (JAX is not installed in the test venv; this is its formula.)"""
+
+    def size(axes: Axes) -> int:
+        return shape[axes] if isinstance(axes, int) else math.prod(shape[i] for i in axes or ())
+
+    in_size, out_size, batch_size = size(in_axis), size(out_axis), size(batch_axis)
+    receptive = math.prod(shape) / in_size / out_size / batch_size
+    return in_size * receptive, out_size * receptive
+
+
+def _axis_choices(rank: int, rng: np.random.Generator) -> list:
+    axes = rng.permutation(rank)
+    k = int(rng.integers(1, rank + 1))
+    pick = sorted(int(a) - (rank if rng.random() < 0.5 else 0) for a in axes[:k])
+    return pick if len(pick) > 1 or rng.random() < 0.5 else pick[0]
+
+
+def _as_list(axes: int | list, rank: int) -> list[int]:
+    return [a % rank for a in (axes if isinstance(axes, list) else [axes])]
+
+
+def test_explicit_axes_agree_with_jax_formula() -> None:
+    """Random shapes and axes, overlapping in/out included: exact integers equal to JAX's float
+    computation (which rounds at each division: rel 1e-12 covers a few ulps)."""
+    rng = np.random.default_rng(13)
+    checked = shared = 0
+    for _ in range(2000):
+        rank = int(rng.integers(1, 6))
+        shape = tuple(int(d) for d in rng.integers(1, 9, size=rank))
+        ins, outs = _axis_choices(rank, rng), _axis_choices(rank, rng)
+        used = set(_as_list(ins, rank)) | set(_as_list(outs, rank))
+        free = [a for a in range(rank) if a not in used]
+        batch = free[:1] if free and rng.random() < 0.3 else ()
+        got = compute_fans(shape, "keras", ins, outs, list(batch) or None)
+        want = _jax_fans(shape, ins, outs, tuple(batch))
+        assert all(type(f) is int for f in got)
+        assert got == pytest.approx(want, rel=1e-12), (shape, ins, outs, batch)
+        checked += 1
+        shared += bool(set(_as_list(ins, rank)) & set(_as_list(outs, rank)))
+    assert checked == 2000 and shared > 300  # overlapping axes are well represented
+
+
+def test_jax_recorded_cases() -> None:
+    """Cases the issue records from JAX 0.10: ``variance_scaling(1, 'fan_in', 'truncated_normal',
+    in_axis=0)`` on (1000,) has fans (1, 1), so its std is 1 / 0.8796...; Flax ``nn.Embed``'s
+    ``variance_scaling(1.0, 'fan_in', 'normal', out_axis=0)`` on a (V, D) table has fan_in D."""
+    vs = initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")
+    assert vs.fans((1000,), in_axis=0) == (1, 1)
+    assert vs.target_std(*vs.fans((1000,), in_axis=0)) == 1.0
+    embed = initializers.VarianceScaling(1.0, "fan_in", "untruncated_normal")
+    fan_in, _ = embed.fans((32000, 512), out_axis=0)
+    assert fan_in == 512
+    assert embed.target_std(fan_in, 0) == math.sqrt(1.0 / 512)

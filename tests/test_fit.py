@@ -69,3 +69,23 @@ def test_float64_needs_a_finite_width_and_variance() -> None:
     problem = law_problem(Distribution("uniform", 1e200), "float64")
     assert problem is not None and "variance overflows float64" in problem
     assert law_problem(Distribution("constant", 0.0, loc=1e308), "float64") is None
+
+
+def test_float8_overflow_is_refused_and_asymmetric_truncation_uses_both_ends() -> None:
+    # float8_e4m3fn has no infinity: past 464 (the midpoint above 448) it rounds to NaN.
+    assert law_problem(Distribution("constant", 0.0, loc=448.0), "float8_e4m3fn") is None
+    problem = law_problem(Distribution("constant", 0.0, loc=500.0), "float8_e4m3fn")
+    assert problem is not None and "+-448" in problem
+    # [lower, cut] = [-1, 3] in units of the scale: the upper end decides.
+    d = Distribution("truncated_normal", 25000.0, lower=-1.0, cut=3.0)
+    assert law_problem(d, "float16") is not None
+    d = Distribution("truncated_normal", 25000.0, lower=-3.0, cut=1.0)
+    assert law_problem(d, "float16") is not None
+    assert law_problem(Distribution("truncated_normal", 25000.0, lower=-1.0, cut=1.0), "float16") is None
+
+
+def test_a_constant_is_rounded_in_one_step_like_the_writers() -> None:
+    # Just below float16's overflow midpoint 65520: one step gives 65504; through float32 it
+    # would land on the midpoint and round to infinity.
+    x = 65519.9990234375
+    assert law_problem(Distribution("constant", 0.0, loc=x), "float16") is None

@@ -87,9 +87,13 @@ def test_presets(name: str) -> None:
     assert same_bytes(I.get(name, seed=9)(CONV), I.get(canonical, seed=9)(CONV))
 
 
-def test_presets_take_only_seed_and_dtype() -> None:
-    with pytest.raises(ValueError, match="takes no parameters besides seed and dtype"):
+def test_presets_take_only_seed_dtype_and_keras_axes() -> None:
+    with pytest.raises(ValueError, match="takes no parameters besides seed, dtype, input_axes"):
         I.get("he_normal", scale=3.0)
+    # Keras 3's presets take input_axes/output_axes (HeNormal(seed, input_axes, output_axes)).
+    he = I.get("he_normal", input_axes=[2], output_axes=[3])
+    assert he.fans((3, 3, 64, 128)) == (64, 128)
+    assert he.preset == "he_normal"
 
 
 # --- the contrib function: the seed's recipes (seed 000) ----------------------------------------
@@ -414,6 +418,8 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
          "dtype": "float64", "corrected": False},
         {"scale": 3.0, "mode": "fan_avg", "distribution": "untruncated_normal", "seed": None,
          "dtype": "float16"},
+        {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal", "seed": 25,
+         "dtype": "float32", "lower": -3.0, "upper": 1.5},
     ],
     "variance_scaling_initializer": [
         {"factor": 1.0, "mode": "FAN_AVG", "uniform": True, "seed": 13, "dtype": "float64"},
@@ -433,7 +439,15 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "zeros": [{"dtype": "float16"}],
     "ones": [{"dtype": "bfloat16"}],
     "random_normal": [{"mean": 0.1, "stddev": 0.02, "seed": 19, "dtype": "float32"}],
-    "truncated_normal": [{"mean": -0.1, "stddev": 0.3, "seed": 20, "dtype": "float32"}],
+    "truncated_normal": [
+        {"mean": -0.1, "stddev": 0.3, "seed": 20, "dtype": "float32"},
+        {"mean": 0.0, "stddev": 0.02, "lower": -1.0, "upper": 3.0, "seed": 22,
+         "dtype": "float32"},
+    ],
+    "torch.trunc_normal": [
+        {"mean": 0.0, "std": 0.02, "a": -2.0, "b": 2.0, "seed": 23, "dtype": "float32"},
+        {"mean": 0.5, "std": 1.0, "a": 0.0, "b": 3.0, "seed": 24, "dtype": "float64"},
+    ],
     "random_uniform": [{"minval": -0.2, "maxval": 0.4, "seed": 21, "dtype": "float64"}],
 }
 
@@ -519,6 +533,17 @@ KERAS_VS = {
           "registered_name": None}, I.Constant(2.0)),
         ({"module": "keras.initializers", "class_name": "Zeros", "config": {},
           "registered_name": None}, I.Zeros()),
+        # Keras 3 reads snake_case class names and its aliases (normal, uniform, one, zero).
+        ({"class_name": "glorot_uniform", "config": {"seed": None}},
+         V.VarianceScaling(1.0, "fan_avg", "uniform")),
+        ({"class_name": "variance_scaling", "config": {"scale": 2.0}}, V.VarianceScaling(2.0)),
+        ({"class_name": "zero", "config": {}}, I.Zeros()),
+        ({"class_name": "normal", "config": {"stddev": 0.05}}, I.RandomNormal()),
+        # Keras input_axes/output_axes: kept, and with one alone ignored for fans as Keras does.
+        ({**KERAS_VS, "config": {**KERAS_VS["config"], "input_axes": [0], "output_axes": [1]}},
+         V.VarianceScaling(2.0, seed=42, input_axes=[0], output_axes=[1])),
+        ({"class_name": "HeNormal", "config": {"input_axes": [0], "output_axes": None}},
+         V.VarianceScaling(2.0, input_axes=[0])),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -545,7 +570,10 @@ def test_deserialize_passes_initializers_through() -> None:
         ({"class_name": "Orthogonal", "config": {}}, ("unknown Keras initializer class",
                                                        "VarianceScaling")),
         ({**KERAS_VS, "extra": 1}, ("unknown key(s)",)),
-        ({**KERAS_VS, "config": {**KERAS_VS["config"], "input_axes": [0]}}, ("input_axes",)),
+        ({**KERAS_VS, "config": {**KERAS_VS["config"], "input_axes": 0, "output_axes": [1]}},
+         ("input_axes must be a list of ints", "write e.g. [0]")),
+        ({**KERAS_VS, "registered_name": "pkg>VarianceScaling"},
+         ("custom registered class 'pkg>VarianceScaling'", '"registered_name": null')),
         ({**KERAS_VS, "config": {**KERAS_VS["config"], "seed": {"class_name": "SeedGenerator"}}},
          ("SeedGenerator",)),
         ({"scale": 1.0, "bogus": 2}, ("cannot tell which initializer",)),

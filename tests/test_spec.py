@@ -935,36 +935,38 @@ INVALID = [
         "keras input_axes",
         y(
             "{a: {shape: [3, 3], initializer: {class_name: VarianceScaling, "
-            "config: {input_axes: [0]}}}}"
+            "config: {input_axes: 0, output_axes: [1]}}}}"
         ),
-        "~" + S + "tensor 'a': initializer: Keras input_axes are not taken from the initializer",
+        "~" + S + "tensor 'a': initializer: Keras input_axes must be a list of ints or null, "
+        "got 0; write e.g. [0]",
     ),
     # dtypes
     (
         "int dtype",
         y("{x: {shape: [3], dtype: int32, initializer: he_normal}}"),
         S + "tensor 'x': dtype 'int32' cannot be produced by initializer 'he_normal'; "
-        "allowed: bfloat16, float16, float32, float64",
+        "allowed: bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2",
     ),
     (
         "dtype typo",
         y("{x: {shape: [3], dtype: flaot32}}"),
         S + "tensor 'x': dtype 'flaot32' cannot be produced by initializer 'glorot_uniform'; "
-        "allowed: bfloat16, float16, float32, float64 (did you mean 'float32'?)",
+        "allowed: bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2 (did you mean "
+        "'float32'?)",
     ),
     ("dtype case", y("{x: {shape: [3], dtype: Float32}}"), "~(did you mean 'float32'?)"),
     (
         "complex dtype",
         y("{x: {shape: [3], dtype: complex128, initializer: zeros}}"),
         S + "tensor 'x': dtype 'complex128' cannot be produced by initializer 'zeros'; "
-        "allowed: bfloat16, float16, float32, float64",
+        "allowed: bfloat16, float16, float32, float64, float8_e4m3fn, float8_e5m2",
     ),
     (
         "dtype via defaults",
         y("{x: {shape: [3]}}", "defaults: {dtype: int8}\n"),
         S
         + "defaults: dtype 'int8' is not a known dtype; allowed: bfloat16, complex128, complex64, "
-        "float16, float32, float64",
+        "float16, float32, float64, float8_e4m3fn, float8_e5m2",
     ),
     (
         "dtype via rule",
@@ -1021,9 +1023,10 @@ INVALID = [
         S + "tensor 'a': in_axis -3 is out of range for a rank-2 shape (allowed: -2 .. 1)",
     ),
     (
-        "axes overlap",
-        y("{a: {shape: [1, 2, 3], in_axis: 0, out_axis: [0, 1]}}"),
-        S + "tensor 'a': in_axis [0] and out_axis [0, 1] overlap",
+        "rank-1 axes without in_axis",
+        y("{b: {shape: [7], out_axis: 0}}"),
+        S + "tensor 'b': a rank-1 tensor with explicit axes needs an explicit in_axis (JAX "
+        "refuses its default in_axis=-2 there); give in_axis: 0, or no axes for the (k, k) rule",
     ),
     (
         "batch overlaps",

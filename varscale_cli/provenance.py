@@ -124,16 +124,19 @@ def _check_depth(value: JSONValue, what: str, depth: int = 0) -> None:
 def distribution_from_json(value: JSONValue) -> Distribution:
     """A recorded distribution: a known kind, finite parameters, a positive scale and cut."""
     d = _mapping(value, "distribution")
-    unknown = set(d) - {"kind", "scale", "loc", "cut"}
+    unknown = set(d) - {"kind", "scale", "loc", "cut", "lower"}
     if unknown:
         raise ValueError(f"distribution has unknown fields {sorted(unknown)}")
     kind = parse_kind(d.get("kind"))
     scale = _number(d.get("scale", 0.0), "scale")
     loc = _number(d.get("loc", 0.0), "loc")
     cut = _number(d.get("cut", 2.0), "cut")
-    if scale < 0 or (kind != "constant" and scale == 0) or cut <= 0:
+    lower = None if d.get("lower") is None else _number(d.get("lower"), "lower")
+    if scale < 0 or (kind != "constant" and scale == 0) or (lower is None and cut <= 0):
         raise ValueError(f"invalid distribution parameters scale={scale}, cut={cut}")
-    return Distribution(kind, scale, loc, cut)
+    if lower is not None and not lower < cut:
+        raise ValueError(f"invalid distribution parameters lower={lower}, cut={cut}")
+    return Distribution(kind, scale, loc, cut, lower)
 
 
 # --- the records ---------------------------------------------------------------------------------

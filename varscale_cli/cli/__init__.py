@@ -113,6 +113,10 @@ def generate(
         spec = load_spec(spec_path)
         seed = resolve_seed(spec, seed, spec_path)
         tensors = resolve(spec, seed)
+        from ..engine.precision import float8_warnings
+
+        for line in float8_warnings(tensors):
+            _stderr().print(line, markup=False)
         sharded = max_shard_size is not None or num_shards is not None
         if not sharded and (
             shard_index is not None or dask_address is not None or dask_timeout is not None

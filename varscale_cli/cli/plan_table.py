@@ -72,7 +72,7 @@ def plan_table(tensors: list[ResolvedTensor], seed: int, width: int) -> Table:
             Text(describe_initializer(t.plan.initializer)),
             Text(LAW_NAMES[d.kind]),
             Text(f"{t.fan_in}/{t.fan_out}"),
-            Text(f"{d.loc:.4g}"),
+            Text(f"{d.mean:.4g}"),
             std_text(f"{d.std:.4g}", uncorrected),
             Text(human_bytes(t.nbytes, DECIMAL)),
         ))

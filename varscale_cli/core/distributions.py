@@ -10,6 +10,8 @@ and phi the standard normal density:
     E[X^4] = 3 - 2 phi(c) (c^3 + 3 c) / Z
 For c = 2: Var = 0.77374130..., so its std is C = 0.87962566103423978 (the constant TF and Keras
 divide by; `core.stream.coefficients.TRUNC_STD_2`), and the kurtosis E[X^4] / Var^2 = 2.36557...
+Every other truncation (a cut other than 2, or an asymmetric [lower, cut]) takes its moments
+from `core.truncnorm`, in the project's own arithmetic, since they are recorded in outputs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
+
+from . import truncnorm
 
 #: What a sampler can draw: the four laws the initializers resolve to.
 Kind = Literal["truncated_normal", "normal", "uniform", "constant"]
@@ -55,16 +59,42 @@ class Distribution:
         scale: for the normals, the std of the underlying (untruncated) normal; for
             `uniform`, the half-width `limit` of [-limit, limit]; for `constant`, 0.
         loc: the centre (the constant's value for `constant`).
-        cut: truncation point in units of `scale` (truncated_normal only).
+        cut: truncation point in units of `scale` (truncated_normal only): the upper one.
+        lower: the lower truncation point in units of `scale`, or None for ``-cut`` (the
+            symmetric law); set only when it differs from ``-cut``.
     """
 
     kind: Kind
     scale: float
     loc: float = 0.0
     cut: float = 2.0
+    lower: float | None = None
+
+    @property
+    def lower_cut(self) -> float:
+        """The lower truncation point in units of `scale` (``-cut`` when symmetric)."""
+        return -self.cut if self.lower is None else self.lower
+
+    @property
+    def _general(self) -> bool:
+        """A truncation other than the seeds' symmetric +-2 (moments from `truncnorm`)."""
+        return self.kind == "truncated_normal" and (self.lower is not None or self.cut != 2.0)
+
+    def standard_moments(self) -> tuple[float, float, float, float]:
+        """(mean, var, mu4, mu6) of (X - loc) / scale: the standardised law's central moments."""
+        return truncnorm.central_moments(self.lower_cut, self.cut)
+
+    @property
+    def mean(self) -> float:
+        """E[X]: loc, except for an asymmetric truncation."""
+        if self.kind == "truncated_normal" and self.lower is not None:
+            return self.loc + self.scale * self.standard_moments()[0]
+        return self.loc
 
     @property
     def variance(self) -> float:
+        if self._general:
+            return self.standard_moments()[1] * self.scale * self.scale
         if self.kind == "truncated_normal":
             return truncated_moments(self.cut)[0] * self.scale**2
         if self.kind == "normal":
@@ -80,7 +110,10 @@ class Distribution:
 
     @property
     def kurtosis(self) -> float:
-        """E[(X - loc)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2."""
+        """E[(X - mean)^4] / Var^2; 3 for a normal, 9/5 for a uniform, 2.3655... at cut 2."""
+        if self._general:
+            _, var, mu4, _ = self.standard_moments()
+            return mu4 / (var * var)
         if self.kind == "truncated_normal":
             var, m4 = truncated_moments(self.cut)
             return m4 / var**2
@@ -94,7 +127,7 @@ class Distribution:
     def bound(self) -> float | None:
         """Largest possible |x - loc| before rounding to the stored dtype, or None if unbounded."""
         if self.kind == "truncated_normal":
-            return self.cut * self.scale
+            return max(self.cut, -self.lower_cut) * self.scale
         if self.kind == "uniform":
             return self.scale
         if self.kind == "constant":
@@ -116,12 +149,17 @@ class Distribution:
         phi = _std_normal_cdf(t)
         if self.kind == "normal":
             return phi
-        lo = _std_normal_cdf(np.array(-self.cut))
+        lo = _std_normal_cdf(np.array(self.lower_cut))
         hi = _std_normal_cdf(np.array(self.cut))
         return np.clip((phi - lo) / (hi - lo), 0.0, 1.0)
 
     def to_json(self) -> dict[str, float | str]:
-        return {"kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut}
+        out: dict[str, float | str] = {
+            "kind": self.kind, "loc": self.loc, "scale": self.scale, "cut": self.cut,
+        }
+        if self.lower is not None:  # only then: existing records keep their bytes
+            out["lower"] = self.lower
+        return out
 
 
 # Abramowitz & Stegun 7.1.26: erf(x) = 1 - t (a1 + t (a2 + ... a5 t)) exp(-x^2), t = 1/(1 + p x),

@@ -50,9 +50,11 @@ DTYPES: tuple[DType, ...] = (
     DType("float64", "float", 8, sampled=True, aliases=("double", "f64")),
     DType("complex64", "complex", 8),
     DType("complex128", "complex", 16),
-    # 8-bit floats: read (and judged by stats) wherever a file holds them.
-    DType("float8_e4m3fn", "float", 1, ml_dtypes=True),
-    DType("float8_e5m2", "float", 1, ml_dtypes=True),
+    # 8-bit floats: read (and judged by stats) wherever a file holds them. The two OCP FP8
+    # formats are also sampled: in float32, then rounded to nearest even with saturation
+    # (`rounding.SATURATING`).
+    DType("float8_e4m3fn", "float", 1, sampled=True, ml_dtypes=True),
+    DType("float8_e5m2", "float", 1, sampled=True, ml_dtypes=True),
     DType("float8_e4m3fnuz", "float", 1, ml_dtypes=True),
     DType("float8_e5m2fnuz", "float", 1, ml_dtypes=True),
     DType("float8_e8m0fnu", "float", 1, ml_dtypes=True),

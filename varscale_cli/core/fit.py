@@ -7,13 +7,14 @@ The extremes of each law, as the sampler draws it (`varscale_cli.core.stream.tra
 * constant: its value;
 * uniform: ``loc +- scale`` (the sampler's values lie strictly inside and round to at most
   these; rounding is monotone, so if both ends fit, every value does);
-* truncated normal: ``loc +- cut * scale`` (the sampler clips there);
+* truncated normal: ``loc + lower_cut * scale`` to ``loc + cut * scale`` (the sampler clips
+  there; symmetric: ``+- cut``);
 * normal: ``loc +- z_max * scale``, where ``z_max`` is the largest |z| the sampler's inverse
   CDF returns for any input bits, measured on the extreme bit patterns by the sampler itself
   (`max_abs_z`): about 5.4 from 32 bits (float16, bfloat16, float32) and 8.3 from 64 bits
   (float64).
 
-float16 and bfloat16 values are computed in float32 and rounded once more, so an end point
+The 16- and 8-bit floats are computed in float32 and rounded once more, so an end point
 must survive ``round_to(round_to(x, "float32"), dtype)``: `varscale_cli.core.rounding`, exact
 integer rounding, never a library cast. The moments: the variance is ``scale * scale`` times a
 constant, so ``scale`` must stay below sqrt(DBL_MAX) = 1.34e154.
@@ -27,23 +28,23 @@ import math
 import numpy as np
 
 from .distributions import Distribution
-from .rounding import round_to
+from .rounding import _FLOAT32, FORMATS, round_to
 
-#: The float each dtype's values are stored as (complex: per component).
+#: The float each dtype's values are stored as (complex: per component); the small floats
+#: (16- and 8-bit) are those `rounding.FORMATS` describes.
 _STORAGE = {
-    "float16": "float16",
-    "bfloat16": "bfloat16",
+    **{name: name for name in FORMATS},
     "float32": "float32",
     "float64": "float64",
     "complex64": "float32",
     "complex128": "float64",
 }
 
-#: The largest finite value of each storage float (float64's is sys.float_info.max).
+#: The largest finite value of each storage float, from `rounding` (float64's is
+#: sys.float_info.max).
 _MAX = {
-    "float16": (2.0 - 2.0**-10) * 2.0**15,
-    "bfloat16": (2.0 - 2.0**-7) * 2.0**127,
-    "float32": (2.0 - 2.0**-23) * 2.0**127,
+    **{name: f.max for name, f in FORMATS.items()},
+    "float32": _FLOAT32.max,
     "float64": (2.0 - 2.0**-52) * 2.0**1023,
 }
 
@@ -73,11 +74,14 @@ def max_abs_z(wide: bool) -> float:
     return float(np.max(np.abs(out32)))
 
 
-def _stored(x: float, dtype: str) -> float:
-    """``x`` as the sampler stores it in ``dtype``'s storage float."""
+def _stored(x: float, dtype: str, one_step: bool = False) -> float:
+    """``x`` as the sampler stores it in ``dtype``'s storage float: through float32 for a
+    sampled value, in one step (``one_step``) for a constant, as the writers round them."""
     storage = _STORAGE[dtype]
     if storage == "float64":
         return x
+    if one_step:
+        return round_to(x, storage)
     x32 = round_to(x, "float32")
     return x32 if storage == "float32" else round_to(x32, storage)
 
@@ -112,12 +116,16 @@ def law_problem(dist: Distribution, dtype: str) -> str | None:
         if dist.kind == "normal":
             reach = max_abs_z(storage == "float64") * dist.scale
             what = f"values (up to {max_abs_z(storage == 'float64'):.4g} std from the centre) reach"
+            ends = ((what, dist.loc - reach), (what, dist.loc + reach))
         elif dist.kind == "truncated_normal":
-            reach, what = dist.cut * dist.scale, "values reach"
+            # [lower_cut, cut] in units of the scale (symmetric: [-cut, cut]).
+            ends = (
+                ("values reach", dist.loc + dist.lower_cut * dist.scale),
+                ("values reach", dist.loc + dist.cut * dist.scale),
+            )
         else:
-            reach, what = dist.scale, "values reach"
-        ends = ((what, dist.loc - reach), (what, dist.loc + reach))
+            ends = (("values reach", dist.loc - dist.scale), ("values reach", dist.loc + dist.scale))
     for what, x in ends:
-        if not math.isfinite(x) or not math.isfinite(_stored(x, dtype)):
+        if not math.isfinite(x) or not math.isfinite(_stored(x, dtype, dist.kind == "constant")):
             return f"{what} {x:.8g}, which {dtype} cannot hold ({limit})"
     return None

@@ -57,6 +57,26 @@ FORMATS: dict[str, BinaryFormat] = {
 }
 
 
+#: The sampled 8-bit floats and their saturation bound. A sampler computes in float32, clamps
+#: to [-max, max] (exact: a comparison and a copy), then rounds to nearest even (ml_dtypes' cast,
+#: checked against `round_to` in tests/test_float8.py). Why saturate: float8_e4m3fn has no
+#: infinity, and an unclamped cast turns |x| >= 464 into NaN (ml_dtypes; 464 is the midpoint to
+#: the unrepresentable 480), while a varscale law must never produce NaN; float8_e5m2 would give
+#: +-inf from 61440, which no weight should be either. Clamping to the largest finite value is
+#: the OCP 8-bit floating point specification's saturation mode (torch's float8 scaling recipes
+#: and CUDA's __NV_SATFINITE conversion do the same), so an out-of-range value becomes the
+#: nearest finite one, +-448 or +-57344. Variance-scaling laws never get near either; a
+#: constant or a wide uniform can.
+SATURATING: dict[str, float] = {
+    name: FORMATS[name].max for name in ("float8_e4m3fn", "float8_e5m2")
+}
+
+
+def smallest_normal(dtype: str) -> float:
+    """2^emin of a small format: below it values are subnormal (fewer significant bits)."""
+    return math.ldexp(1.0, FORMATS[dtype].emin)
+
+
 def round_to(x: float, dtype: str) -> float:
     """``x`` rounded to nearest, ties to even, to the format ``dtype``, as an exact float64.
 

@@ -10,10 +10,10 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from ..core.distributions import Distribution
 from ..core.dtypes import numpy_dtype
-from ..core.fans import compute_fans
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import SpecError
 from ..provenance import JSONValue, TensorRecord
@@ -55,7 +55,8 @@ class ResolvedTensor:
     def record(self) -> TensorRecord:
         """The per-tensor provenance record stored in every output."""
         p = self.plan
-        initializer: dict[str, JSONValue] = dict(p.initializer.to_spec())
+        # A config's values are JSON scalars or lists of ints (list is invariant, hence the cast).
+        initializer = cast(dict[str, JSONValue], dict(p.initializer.to_spec()))
         return TensorRecord(
             initializer=initializer, layout=p.layout,
             in_axis=p.in_axis, out_axis=p.out_axis, batch_axis=p.batch_axis,
@@ -69,7 +70,7 @@ def resolve(spec: Spec, seed: int) -> list[ResolvedTensor]:
     """Fans, distribution and sampler for every tensor, in spec order."""
     out = []
     for p in spec.tensors:
-        fan_in, fan_out = compute_fans(
+        fan_in, fan_out = p.initializer.fans(
             p.full_shape, p.layout, p.in_axis, p.out_axis, p.batch_axis or None
         )
         dist = p.initializer.distribution(fan_in, fan_out)

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from ..core.distributions import Distribution
-from ..core.fans import compute_fans
 from ..core.initializers import deserialize
 from ..core.stream import ChunkJob, TensorSampler, region_jobs
 from ..errors import VarscaleError
@@ -93,7 +92,7 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
     for name, rec in prov.tensors.items():
         try:
             init = deserialize(dict(rec.initializer))
-            fan_in, fan_out = compute_fans(
+            fan_in, fan_out = init.fans(
                 rec.full_shape, rec.layout, rec.in_axis, rec.out_axis, rec.batch_axis or None
             )
             dist = init.distribution(fan_in, fan_out)
@@ -114,7 +113,10 @@ def expected_from_provenance(metadata: dict[str, str], where: str) -> dict[str, 
 
 
 def _same_distribution(a: Distribution, b: Distribution) -> bool:
-    return a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc and a.cut == b.cut
+    return (
+        a.kind == b.kind and math.isclose(a.scale, b.scale, rel_tol=1e-15) and a.loc == b.loc
+        and a.cut == b.cut and a.lower == b.lower
+    )
 
 
 def _raw(arr: np.ndarray) -> np.ndarray:

@@ -14,9 +14,10 @@ from ..core.dtypes import DTYPES
 from .base import WeightFile
 from .items import WriteItem
 
-#: What the writers can store at most: what the random stream samples plus the complex
-#: dtypes (constant initializers); the 8-bit floats are read wherever a file holds them but
-#: never written. Each format narrows this in its `Format.dtypes`, in this order.
+#: What the writers can store at most: what the random stream samples (float8_e4m3fn and
+#: float8_e5m2 among them) plus the complex dtypes (constant initializers); the other 8-bit
+#: floats are read wherever a file holds them but never written. Each format narrows this in
+#: its `Format.dtypes`, in this order.
 WRITABLE_DTYPES: tuple[str, ...] = tuple(
     d.name for d in DTYPES if d.sampled or d.kind == "complex"
 )

@@ -26,7 +26,8 @@ Writing. * '/' in a tensor name makes groups (``layers/dense/vars/0``, the Keras
   the wall clock and two identical runs differ. Groups are created one level at a time because
   the intermediate groups HDF5 creates by itself use the default (time-tracking) properties.
 * bfloat16 is stored the Keras 3 way: 2-byte opaque data (what h5py makes of an ml_dtypes
-  array) plus the dataset attribute ``dtype="bfloat16"``.
+  array) plus the dataset attribute ``dtype="bfloat16"``; float8 (which h5py cannot type) as
+  uint8 bit patterns with ``dtype="float8_e4m3fn"`` or ``"float8_e5m2"``.
 * Chunks arrive flat, at arbitrary boundaries. Each one is written with a single
   ``H5Dwrite`` whose file selection is the union of at most ``2 * ndim - 1`` boxes covering
   its flat index range; HDF5 visits a selection in C order, which is the chunk's order.
@@ -337,12 +338,20 @@ def _create_dataset(f: h5py.File, item: WriteItem) -> h5py.Dataset:
     for part in parents:
         sub = group.get(part)
         group = sub if sub is not None else group.create_group(part, track_times=False)
-    ds = group.create_dataset(leaf, shape=item.shape, dtype=item.dtype, track_times=False)
+    ds = group.create_dataset(leaf, shape=item.shape, dtype=_storage(item.dtype), track_times=False)
     for key in sorted(item.attrs):
         ds.attrs[key] = item.attrs[key]
-    if item.dtype == LOGICAL_DTYPES["bfloat16"]:
-        ds.attrs[DTYPE_ATTR] = "bfloat16"
+    if item.dtype.name in LOGICAL_DTYPES:  # bfloat16 (Keras 3's marker) and the float8 types
+        ds.attrs[DTYPE_ATTR] = item.dtype.name
     return ds
+
+
+def _storage(dtype: np.dtype) -> np.dtype:
+    """What a dataset holds: h5py has no float8 type, so the float8 types are stored as their
+    uint8 bit patterns (the reader takes them back by the dtype attribute); others as is."""
+    if dtype.name in LOGICAL_DTYPES and dtype.itemsize == 1:
+        return np.dtype("u1")
+    return dtype
 
 
 def _fill(ds: h5py.Dataset, item: WriteItem) -> None:
@@ -365,7 +374,7 @@ def _fill(ds: h5py.Dataset, item: WriteItem) -> None:
                         fspace.select_hyperslab(start, count, op=op)
                 # The memory type follows the array (opaque 2-byte for bfloat16, like the
                 # dataset), so no conversion happens.
-                ds.id.write(h5s.create_simple((n,)), fspace, arr)
+                ds.id.write(h5s.create_simple((n,)), fspace, arr.view(_storage(arr.dtype)))
             pos += n
 
 

@@ -316,8 +316,13 @@ _END_OVERHEAD = 56 + 20 + 22
 
 
 def stored_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype an item is stored as: bfloat16 as its uint16 bit pattern, others as is."""
-    return np.dtype("<u2") if dtype == LOGICAL_DTYPES["bfloat16"] else dtype.newbyteorder("<")
+    """The dtype an item is stored as: bfloat16 as its uint16 bit pattern, the float8 types as
+    their uint8 bit patterns, others as is."""
+    if dtype == LOGICAL_DTYPES["bfloat16"]:
+        return np.dtype("<u2")
+    if dtype.name in LOGICAL_DTYPES:
+        return np.dtype("|u1")
+    return dtype.newbyteorder("<")
 
 
 def manifest_text(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> str:

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import copy
 import posixpath
-import re
 import warnings
 from types import ModuleType
 from typing import Any
 
 from ..core.dtypes import SAMPLED
 from ..core.initializers import deserialize
+from ..core.initializers.deserialize import keras_snake_case
 from .rules import KERAS, InitializerConfig, produced_dtypes, requested_dtype
 
 
 class _Recorder(dict[str, Any]):
     """Stands in for saving_lib's H5IOStore entry: ``save_own_variables`` fills it."""
-
-
-def _snake_case(name: str) -> str:
-    """keras.src.utils.naming.to_snake_case: how a container names its saveables."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _unique_name(name: str, used: dict[str, int]) -> str:
@@ -37,31 +30,28 @@ def _unique_name(name: str, used: dict[str, int]) -> str:
 
 def _keras_initializer(
     keras: ModuleType, layer: Any, value: Any, path: str, rank: int, fallbacks: list[str]
-) -> tuple[InitializerConfig, dict[str, Any]]:
-    """(initializer for the spec, extra tensor keys): the layer's own ``<var>_initializer`` as
+) -> InitializerConfig:
+    """The initializer for the spec: the layer's own ``<var>_initializer`` as
     ``keras.initializers.serialize`` gives it when varscale reads it, else the fallback the
     Keras rules give the variable's name (`LayoutRules.variable_default`)."""
     var_name = getattr(value, "name", None) if isinstance(value, keras.Variable) else None
     init = getattr(layer, f"{var_name}_initializer", None) if var_name else None
     if init is None:
-        return KERAS.variable_default(var_name, rank), {}
+        return KERAS.variable_default(var_name, rank)
     try:
         raw = keras.initializers.serialize(init)
     except Exception:  # noqa: BLE001 - a custom callable Keras cannot serialize
         raw = None
-    extra: dict[str, Any] = {}
     if isinstance(raw, dict):
         raw = copy.deepcopy(raw)
         config = raw.get("config")
         if isinstance(config, dict):
             # A SeedGenerator seed cannot be reproduced, and varscale's own seed decides the
-            # values anyway; Keras fan axes are the spec's in_axis/out_axis.
+            # values anyway. Keras fan axes (input_axes/output_axes, set e.g. by EinsumDense)
+            # stay in the config: both set means no receptive field, which the spec's
+            # in_axis/out_axis (JAX's meaning) cannot say.
             if config.get("seed") is not None and not isinstance(config["seed"], int):
                 config.pop("seed")
-            for key, spec_key in (("input_axes", "in_axis"), ("output_axes", "out_axis")):
-                axes = config.pop(key, None)
-                if axes is not None:
-                    extra[spec_key] = list(axes) if isinstance(axes, list | tuple) else axes
         try:
             deserialize(copy.deepcopy(raw))
         except (ValueError, TypeError):
@@ -69,8 +59,8 @@ def _keras_initializer(
     if raw is None:
         fallback = KERAS.variable_default(var_name, rank)
         fallbacks.append(f"{path} ({type(init).__name__} -> {fallback})")
-        return fallback, {}
-    return raw, extra
+        return fallback
+    return raw
 def spec_from_keras(model: Any, *, seed: int = 0, dtype: str | None = None) -> dict[str, Any]:
     """A spec whose tensors are what ``model.save_weights("x.weights.h5")`` writes.
 
@@ -137,13 +127,12 @@ def spec_from_keras(model: Any, *, seed: int = 0, dtype: str | None = None) -> d
                     bad.append(f"{path} ({own})")
                     continue
                 shape = [int(d) for d in value.shape]
-                init, extra = _keras_initializer(
+                init = _keras_initializer(
                     keras, saveable, value, path, len(shape), fallbacks
                 )
                 tensors[path] = {
                     "shape": shape,
                     "dtype": override or own,
-                    **extra,
                     "initializer": init,
                 }
         visited.add(id(saveable))
@@ -162,7 +151,7 @@ def spec_from_keras(model: Any, *, seed: int = 0, dtype: str | None = None) -> d
         items = list(container.values()) if isinstance(container, dict) else container
         for item in items:
             if isinstance(item, KerasSaveable):
-                name = _unique_name(_snake_case(item.__class__.__name__), used)
+                name = _unique_name(keras_snake_case(item.__class__.__name__), used)
                 save_state(item, posixpath.join(inner_path, name))
             elif isinstance(item, list | dict | tuple):
                 name = _unique_name("container", used)

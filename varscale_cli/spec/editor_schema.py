@@ -73,6 +73,8 @@ def _parameter(owner: str, name: str, default: Any) -> dict[str, Any]:
         node = {"type": ["integer", "null"], "minimum": 0}
     elif name == "dtype":
         node = {"$ref": _REF["dtype"]}
+    elif name in ("input_axes", "output_axes"):  # Keras 3: a list of axes, or null
+        node = {"type": ["array", "null"], "items": {"type": "integer"}}
     elif isinstance(default, bool):
         node = {"type": "boolean"}
     elif isinstance(default, int | float):
@@ -88,7 +90,9 @@ def _parameters(name: str) -> dict[str, dict[str, Any]]:
     """The parameters ``initializers.get(name, ...)`` accepts, with their schemas."""
     canonical = ALIASES.get(name, name)
     if canonical in PRESETS:
-        return {"seed": _parameter(name, "seed", None), "dtype": _parameter(name, "dtype", None)}
+        return {
+            p: _parameter(name, p, None) for p in ("seed", "dtype", "input_axes", "output_axes")
+        }
     params = inspect.signature(CLASSES[canonical].__init__).parameters
     return {
         p: _parameter(canonical, p, spec.default)

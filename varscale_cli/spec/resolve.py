@@ -11,7 +11,6 @@ import math
 from typing import Any, NamedTuple
 
 from ..core import dtypes
-from ..core.fans import compute_fans
 from ..core.fit import law_problem
 from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
@@ -209,7 +208,7 @@ class _Resolver:
                     where,
                 )
         try:
-            fans = compute_fans(full, layout, in_axis, out_axis, batch_axis or None)
+            fans = init.fans(full, layout, in_axis, out_axis, batch_axis or None)
         except ValueError as e:
             raise ctx.error(str(e), where) from None
         # Values the dtype cannot hold (a float16 constant of 1e308, uniform bounds past
@@ -217,7 +216,7 @@ class _Resolver:
         problem = law_problem(init.distribution(*fans), dtype)
         if problem is not None:
             raise ctx.error(f"initializer {show(_label(init))}: {problem}", where)
-        # compute_fans accepted the axes, so they are in range: store them non-negative, so that
+        # The fans accepted the axes, so they are in range: store them non-negative, so that
         # -1 and rank-1 compare equal when partitions of one stream are checked against each other.
         rank = len(full)
         in_axis, out_axis, batch_axis = (

@@ -16,6 +16,7 @@ import numpy as np
 from ..core import rounding as exact_rounding
 from ..core.distributions import Distribution, truncated_moments
 from ..core.dtypes import is_float
+from ..core.rounding import SATURATING
 
 __all__ = ["Law", "round_to", "stored_bounds", "stored_law"]
 
@@ -50,6 +51,9 @@ def _continuous_law(dist: Distribution) -> Law:
         sixth = 15.0  # E[Z^6] = 5!! = 15
     elif dist.kind == "uniform":
         sixth = 27.0 / 7.0  # E[U^6] / Var^3 = (a^6 / 7) / (a^2 / 3)^3
+    elif dist.lower is not None or dist.cut != 2.0:
+        _, var, _, mu6 = dist.standard_moments()  # any other truncation, core.truncnorm
+        sixth = mu6 / (var * var * var)
     else:
         c = dist.cut
         var, m4 = truncated_moments(c)
@@ -57,7 +61,7 @@ def _continuous_law(dist: Distribution) -> Law:
         phi = math.exp(-0.5 * c * c) / math.sqrt(2.0 * math.pi)
         m6 = 5.0 * m4 - 2.0 * c**5 * phi / math.erf(c / SQRT2)
         sixth = m6 / var**3
-    return Law(dist.loc, dist.variance, dist.kurtosis, sixth)
+    return Law(dist.mean, dist.variance, dist.kurtosis, sixth)
 
 
 @functools.lru_cache(maxsize=256)
@@ -82,6 +86,8 @@ def stored_law(dist: Distribution, dtype: np.dtype) -> Law:
         0.5 * (vals[:-1] + vals[1:]),
         [vals[-1] + 0.5 * (vals[-1] - vals[-2])],  # beyond: overflows to inf / NaN
     ))
+    if dtype.name in SATURATING:  # the sampler clamps: the tails land on the extreme values
+        edges[0], edges[-1] = -np.inf, np.inf
     pmf = np.diff(dist.cdf(edges))
     total = pmf.sum()
     if not total > 0:
@@ -104,12 +110,16 @@ def stored_law(dist: Distribution, dtype: np.dtype) -> Law:
 
 
 def round_to(x: float, dtype: np.dtype) -> float:
-    """``x`` rounded to ``dtype`` (to nearest), as a float; +-inf if out of its range.
+    """``x`` rounded to ``dtype`` (to nearest), as a float; +-inf if out of its range, except
+    for the float8 types the sampler saturates (`rounding.SATURATING`): +-max there.
 
     The sampler's own one-step rounding where it knows the format (a library cast of a float64
     scalar to bfloat16 rounds twice in ml_dtypes 0.5, once in 0.7), else the library's cast.
     """
     name = np.dtype(dtype).name
+    limit = SATURATING.get(name)
+    if limit is not None:
+        x = min(max(x, -limit), limit)
     if name in exact_rounding.FORMATS or name in ("float32", "float64"):
         r = exact_rounding.round_to(x, name)
     else:
@@ -131,13 +141,18 @@ def stored_bounds(dist: Distribution, dtype: np.dtype) -> tuple[float, float, fl
     b = dist.bound
     if b is None:
         return -math.inf, math.inf, None
-    his = [round_to(dist.loc + b, dtype)]
-    los = [round_to(dist.loc - b, dtype)]
+    # Below and above loc, the sampler clips at -lower * scale and cut * scale (the same b on
+    # both sides unless the truncation is asymmetric).
+    b_lo, b_hi = b, b
+    if dist.kind == "truncated_normal":
+        b_lo, b_hi = -dist.lower_cut * dist.scale, dist.cut * dist.scale
+    his = [round_to(dist.loc + b_hi, dtype)]
+    los = [round_to(dist.loc - b_lo, dtype)]
     if dtype.itemsize <= 4:
-        b32, l32 = np.float32(b), np.float32(dist.loc)
+        l32 = np.float32(dist.loc)
         with np.errstate(all="ignore"):
-            his.append(round_to(float(l32 + b32), dtype))
-            los.append(round_to(float(l32 - b32), dtype))
+            his.append(round_to(float(l32 + np.float32(b_hi)), dtype))
+            los.append(round_to(float(l32 - np.float32(b_lo)), dtype))
     lo, hi = min(los), max(his)
     centre = round_to(dist.loc, dtype)
     return lo, hi, max(hi - centre, centre - lo)

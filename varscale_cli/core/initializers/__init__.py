@@ -4,6 +4,7 @@
 * `variance_scaling`: TF / Keras `VarianceScaling` and TF contrib's variant;
 * `pytorch`: ``torch.nn.init``'s kaiming / xavier and its gain table;
 * `plain`: constants, fixed normals and uniforms;
+* `truncated`: truncation at any bounds, and ``torch.nn.init.trunc_normal_``;
 * `registry`: presets, aliases and classes by name (`get`), and the preset functions
   (`registry.he_normal` ...; ``varscale_cli`` exports them);
 * `deserialize`: names, spec mappings, TF and Keras dicts -> an initializer.
@@ -25,6 +26,7 @@ from .pytorch import (
     calculate_gain,
 )
 from .registry import ALIASES, CLASSES, PRESETS, Preset, get, names
+from .truncated import TorchTruncNormal
 from .variance_scaling import (
     CONTRIB_MODES,
     DISTRIBUTIONS,
@@ -38,7 +40,7 @@ __all__ = [
     "ALIASES", "CLASSES", "CONTRIB_MODES", "DISTRIBUTIONS", "KERAS_CLASSES", "MODES",
     "NONLINEARITIES", "PRESETS", "Constant", "ContribVarianceScaling", "Initializer", "Ones",
     "PartitionInfo", "Preset", "RandomNormal", "RandomUniform", "TorchKaiming",
-    "TorchKaimingNormal", "TorchKaimingUniform", "TorchXavier", "TorchXavierNormal",
+    "TorchKaimingNormal", "TorchKaimingUniform", "TorchTruncNormal", "TorchXavier", "TorchXavierNormal",
     "TorchXavierUniform", "TruncatedNormal", "VarianceScaling", "Zeros", "calculate_gain",
     "canonical_dtype", "deserialize", "get", "names", "variance_scaling_initializer",
 ]

@@ -24,8 +24,8 @@ from ..stream import TensorSampler, sample
 
 #: A dtype as callers give it: a name (``"bf16"``), a numpy dtype, or a scalar type.
 DTypeSpec = str | np.dtype | type
-#: A value in a ``get_config()`` mapping.
-ConfigValue = float | str | bool | None
+#: A value in a ``get_config()`` mapping (lists: Keras's ``input_axes`` / ``output_axes``).
+ConfigValue = float | str | bool | list[int] | None
 Config = dict[str, ConfigValue]
 
 

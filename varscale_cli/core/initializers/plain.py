@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from ...echo import show_py
 from ..distributions import Distribution
+from . import truncated
 from .base import Config, DTypeSpec, Initializer, number
 
 
@@ -86,13 +87,31 @@ class RandomNormal(_Plain):
 
 
 class TruncatedNormal(RandomNormal):
-    """Keras/TF ``TruncatedNormal``: N(mean, stddev^2) cut at +-2 stddev, *not* variance-corrected
-    (its std is 0.8796 stddev), as those libraries define it."""
+    """Keras/TF ``TruncatedNormal``: N(mean, stddev^2) cut at +-2 stddev (Haiku: lower, upper).
+
+    *Not* variance-corrected (its std is 0.8796 stddev), as those libraries define it. ``lower``
+    / ``upper`` cut elsewhere,
+    in stddev units (Haiku's ``TruncatedNormal(stddev, mean, lower, upper)``; timm's
+    ``trunc_normal_tf_`` is the same law); see `truncated`."""
 
     name = "truncated_normal"
 
+    def __init__(
+        self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None,
+        dtype: DTypeSpec = "float32", lower: float = -2.0, upper: float = 2.0,
+    ) -> None:
+        super().__init__(mean, stddev, seed, dtype)
+        self.lower, self.upper = truncated.bounds(lower, upper)
+
+    def get_config(self) -> Config:
+        config = super().get_config()
+        if (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER):
+            config = {"mean": self.mean, "stddev": self.stddev, "lower": self.lower,
+                      "upper": self.upper, "seed": self.seed, "dtype": self.dtype}
+        return config
+
     def distribution(self, fan_in: float, fan_out: float) -> Distribution:
-        return Distribution("truncated_normal", self.stddev, loc=self.mean)
+        return truncated.truncated(self.stddev, self.lower, self.upper, self.mean)
 
 
 class RandomUniform(_Plain):

@@ -5,13 +5,14 @@ so `get` builds any of them from a name and parameters.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...echo import closest_match, elide, show_py
 from .base import DTypeSpec, Initializer
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
 from .pytorch import TorchKaimingNormal, TorchKaimingUniform, TorchXavierNormal, TorchXavierUniform
+from .truncated import TorchTruncNormal
 from .variance_scaling import ContribVarianceScaling, VarianceScaling
 
 
@@ -26,11 +27,20 @@ class Preset:
     paper: str
 
     def build(
-        self, seed: int | None = None, dtype: DTypeSpec = "float32", *, alias: str | None = None
+        self,
+        seed: int | None = None,
+        dtype: DTypeSpec = "float32",
+        *,
+        alias: str | None = None,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
     ) -> VarianceScaling:
-        """The initializer, its ``preset`` set to ``alias`` (the name asked for) or this name."""
+        """The initializer, its ``preset`` set to ``alias`` (the name asked for) or this name.
+        ``input_axes`` / ``output_axes``: Keras 3's (``GlorotUniform(seed, input_axes,
+        output_axes)``), see `VarianceScaling`."""
         return VarianceScaling(
-            self.scale, self.mode, self.distribution, seed, dtype, preset=alias or self.name
+            self.scale, self.mode, self.distribution, seed, dtype, preset=alias or self.name,
+            input_axes=input_axes, output_axes=output_axes,
         )
 
 
@@ -60,8 +70,8 @@ CLASSES: dict[str, type[Initializer]] = {
     cls.name: cls
     for cls in (
         VarianceScaling, ContribVarianceScaling, TorchKaimingNormal, TorchKaimingUniform,
-        TorchXavierNormal, TorchXavierUniform, Constant, Zeros, Ones, RandomNormal,
-        TruncatedNormal, RandomUniform,
+        TorchXavierNormal, TorchXavierUniform, TorchTruncNormal, Constant, Zeros, Ones,
+        RandomNormal, TruncatedNormal, RandomUniform,
     )
 }
 
@@ -79,14 +89,15 @@ def get(name: str, **params: object) -> Initializer:
     """
     canonical = ALIASES.get(name, name)
     if canonical in PRESETS:
-        unknown = set(params) - {"seed", "dtype"}
+        unknown = set(params) - {"seed", "dtype", "input_axes", "output_axes"}
         if unknown:
             raise ValueError(
-                f"preset {show_py(name)} takes no parameters besides seed and dtype, got "
-                f"{', '.join(elide(k) for k in sorted(unknown))}; use variance_scaling to set scale/mode/distribution"
+                f"preset {show_py(name)} takes no parameters besides seed, dtype, input_axes and "
+                f"output_axes, got {', '.join(elide(k) for k in sorted(unknown))}; use "
+                "variance_scaling to set scale/mode/distribution"
             )
-        # params are only seed and dtype (checked above), from user data; VarianceScaling
-        # validates both and raises ValueError, so their static type stays `object` here.
+        # params are only those (checked above), from user data; VarianceScaling validates
+        # them and raises ValueError, so their static type stays `object` here.
         return PRESETS[canonical].build(**params, alias=name)  # type: ignore[arg-type]
     if canonical not in CLASSES:
         close = closest_match(name, list(names()))

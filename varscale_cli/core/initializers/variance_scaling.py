@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from ...echo import show_py
 from ..distributions import Distribution
-from ..stream.coefficients import TRUNC_STD_2
+from ..fans import Axes, compute_keras_axes_fans, keras_axes
+from . import truncated
 from .base import (
     Config,
     DTypeSpec,
@@ -46,6 +48,14 @@ class VarianceScaling(Initializer):
         seed: None (fresh values every call) or an integer (the same values every call).
         dtype: default dtype of ``__call__``; floating only.
         corrected: False reproduces the uncorrected truncated normal of TF <= 1.12.
+        lower, upper: truncation bounds in units of the underlying std (Haiku's meaning),
+            truncated_normal only; default -2, 2. The correction divides by the std of
+            N(0, 1) cut to [lower, upper] (`truncated.correction`), so the variance stays
+            exactly ``scale / n``; asymmetric bounds give a law whose mean is not 0.
+        input_axes, output_axes: Keras 3's fan axes (lists of ints). When *both* are set, the
+            fans are the products of exactly those axes, with no receptive field, whatever the
+            layout (`fans.compute_keras_axes_fans`); with one alone Keras ignores it, and so
+            does this. A tensor's own in_axis/out_axis/batch_axis cannot be combined with them.
         preset: the preset name it is built from (set by `registry.Preset.build`); not part of
             the config.
 
@@ -64,6 +74,10 @@ class VarianceScaling(Initializer):
         dtype: DTypeSpec = "float32",
         corrected: bool = True,
         *,
+        lower: float = -2.0,
+        upper: float = 2.0,
+        input_axes: Sequence[int] | None = None,
+        output_axes: Sequence[int] | None = None,
         preset: str | None = None,
     ) -> None:
         value = finite_float(scale)
@@ -86,6 +100,14 @@ class VarianceScaling(Initializer):
         self.distribution_name = dist
         self._seeded(seed, dtype)
         self.corrected = corrected
+        self.lower, self.upper = truncated.bounds(lower, upper)
+        cut = (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER)
+        if cut and dist not in ("truncated_normal", "normal"):
+            raise ValueError(
+                f"`lower` / `upper` apply to distribution truncated_normal only, not {dist!r}"
+            )
+        self.input_axes = keras_axes(input_axes, "input_axes")
+        self.output_axes = keras_axes(output_axes, "output_axes")
         self.preset = preset
 
     def get_config(self) -> Config:
@@ -94,7 +116,29 @@ class VarianceScaling(Initializer):
         )
         if not self.corrected:
             config["corrected"] = False  # only when it changes the meaning
+        if (self.lower, self.upper) != (truncated.DEFAULT_LOWER, truncated.DEFAULT_UPPER):
+            config["lower"], config["upper"] = self.lower, self.upper
+        for key, axes in (("input_axes", self.input_axes), ("output_axes", self.output_axes)):
+            if axes is not None:  # only when set: existing configs and records stay as they were
+                config[key] = list(axes)
         return config
+
+    def fans(
+        self,
+        shape: Sequence[int],
+        layout: str | None = None,
+        in_axis: Axes = None,
+        out_axis: Axes = None,
+        batch_axis: Axes = None,
+    ) -> tuple[int, int]:
+        if self.input_axes is None or self.output_axes is None:
+            return super().fans(shape, layout, in_axis, out_axis, batch_axis)
+        if in_axis is not None or out_axis is not None or batch_axis:
+            raise ValueError(
+                "the Keras input_axes/output_axes of the initializer already set the fans; "
+                "drop the tensor's in_axis/out_axis/batch_axis, or drop input_axes/output_axes"
+            )
+        return compute_keras_axes_fans(shape, self.input_axes, self.output_axes)
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         return math.sqrt(self.scale / fan_n(self.mode, fan_in, fan_out))
@@ -103,9 +147,8 @@ class VarianceScaling(Initializer):
         std = self.target_std(fan_in, fan_out)
         kind = self.distribution_name
         if kind in ("truncated_normal", "normal"):
-            return Distribution(
-                "truncated_normal", std / TRUNC_STD_2 if self.corrected else std
-            )
+            c = truncated.correction(self.lower, self.upper) if self.corrected else 1.0
+            return truncated.truncated(std / c, self.lower, self.upper)
         if kind == "untruncated_normal":
             return Distribution("normal", std)
         return Distribution("uniform", math.sqrt(3.0) * std)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..distributions import Distribution
 from ..dtypes import SAMPLED, numpy_dtype
-from ..rounding import below, round_to
+from ..rounding import SATURATING, below, round_to
 from .philox import raw_bits32, raw_words, stream_key
 from .transforms import Scratch, transform_f32, transform_f64
 
@@ -67,9 +67,12 @@ class TensorSampler:
         start = operator.index(start)
         n = out.shape[0]
         if self.dist.kind == "constant":
-            # Rounded by varscale's own one-step rounding, so the library cast that follows is
-            # exact: ml_dtypes 0.5 and 0.7 round float64 -> bfloat16 differently (twice, once).
-            out.fill(round_to(self.dist.loc, self.dtype))
+            # Rounded by varscale's own one-step rounding (saturated for the float8 types), so
+            # the library cast that follows is exact: ml_dtypes 0.5 and 0.7 round float64 ->
+            # bfloat16 differently (twice, once).
+            limit = SATURATING.get(self.dtype)
+            value = self.dist.loc if limit is None else min(max(self.dist.loc, -limit), limit)
+            out.fill(round_to(value, self.dtype))
             return out
         scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
         for lo in range(0, n, scratch.n):
@@ -85,6 +88,9 @@ class TensorSampler:
             bits = raw_bits32(self._key, start, n, s.philox)
             dst = out if out.dtype == np.float32 else s.res
             transform_f32(self.dist, bits, s, dst)
+            limit = SATURATING.get(self.dtype)
+            if limit is not None:  # float8: saturate, never NaN or inf (rounding.SATURATING)
+                np.clip(dst, np.float32(-limit), np.float32(limit), out=dst)
             if dst is not out:
                 np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
         if self.dist.kind == "uniform" and self.dist.loc != 0.0:

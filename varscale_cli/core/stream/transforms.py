@@ -13,16 +13,22 @@ built from the float's exponent bits and an atanh series. The compiled kernels
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
+from .. import truncnorm
 from ..distributions import Distribution
 from . import coefficients as co
 from .native import Kernels, compiled_kernels
 
 #: 2^-23: the spacing of the float32 uniforms built below (exact: a power of two).
 _F32_STEP = np.float32(2.0**-23)
+#: The largest float32 below 1 (1 - 2^-24) and the largest float64 below 1/2 (1/2 - 2^-54):
+#: the erfinv argument and the quantile's q are clamped inside them, so neither reaches a pole.
+_BELOW_ONE_F32 = np.float32(1.0 - 2.0**-24)
+_BELOW_HALF_F64 = 0.5 - 2.0**-54
 
 
 def _horner(coeffs: Sequence[float | np.float32], x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -206,11 +212,54 @@ def ppnd16(q: np.ndarray, out: np.ndarray) -> np.ndarray:
 # --- one block of one law ----------------------------------------------------------------------
 
 
+def _general_truncation(dist: Distribution) -> bool:
+    """A truncated normal other than the seeds' [-2, 2] (whose transform is pinned as it was)."""
+    return dist.kind == "truncated_normal" and (dist.lower is not None or dist.cut != 2.0)
+
+
+@functools.lru_cache(maxsize=256)
+def _erf_interval(lower: float, upper: float) -> tuple[float, float]:
+    """(centre, half-width) of (erf(lower / sqrt 2), erf(upper / sqrt 2)): the interval whose
+    uniform the quantile maps to N(0, 1) cut to [lower, upper] (own arithmetic, so the same on
+    every machine). Symmetric bounds give centre 0 exactly."""
+    el = truncnorm.erf(lower * co.SQRT_HALF)
+    eu = truncnorm.erf(upper * co.SQRT_HALF)
+    if lower == -upper:
+        return 0.0, eu
+    return (eu + el) / 2.0, (eu - el) / 2.0
+
+
+def _truncated_f32(
+    kernels: Kernels | None, dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndarray
+) -> None:
+    """N(0, scale) cut to [lower, cut] * scale: ``sqrt 2 erfinv(x)`` for x uniform on
+    (erf(lower / sqrt 2), erf(cut / sqrt 2)), i.e. ``x = centre + half * v`` with v the usual
+    symmetric uniform, clamped inside (-1, 1); Giles' tail branch where |x| needs it; then the
+    exact clip to the bounds. Symmetric bounds have centre 0: x = half * v, which the compiled
+    untruncated kernel computes as it is (asymmetric ones take numpy on both paths)."""
+    lower, upper = dist.lower_cut, dist.cut
+    centre, half = _erf_interval(lower, upper)
+    outscale = np.float32(co.SQRT2 * dist.scale)
+    if kernels is not None and centre == 0.0:
+        xscale = np.float32(np.float32(half) * _F32_STEP)
+        kernels.normal_f32(bits.view(np.int32), out, xscale, outscale, np.float32(0.0), False)
+    else:
+        x = symmetric_f32(bits, s, s.x, np.float32(half))
+        if centre != 0.0:
+            np.add(x, np.float32(centre), out=x)
+            np.clip(x, -_BELOW_ONE_F32, _BELOW_ONE_F32, out=x)
+        erfinv_f32(x, s, out, tails=True)
+        np.multiply(out, outscale, out=out)
+    np.clip(out, np.float32(lower * dist.scale), np.float32(upper * dist.scale), out=out)
+
+
 def transform_f32(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndarray) -> None:
     """out = ``dist`` from 32 bits per element, in float32: by the compiled kernels when they
     are loaded (`native.compiled_kernels`), else by numpy; the bytes are the same."""
     kernels = compiled_kernels()
-    if kernels is not None:
+    if _general_truncation(dist):
+        _truncated_f32(kernels, dist, bits, s, out)
+    elif kernels is not None:
         _compiled_f32(kernels, dist, bits.view(np.int32), out)
     elif dist.kind == "uniform":
         symmetric_f32(bits, s, out, np.float32(dist.scale))
@@ -247,6 +296,17 @@ def transform_f64(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndar
     symmetric_f64(bits, s, out)
     if dist.kind == "uniform":
         np.multiply(out, dist.scale, out=out)
+    elif _general_truncation(dist):
+        # q = Phi(x) - 1/2 uniform on (erf(lower / sqrt 2) / 2, erf(cut / sqrt 2) / 2).
+        centre, half = _erf_interval(dist.lower_cut, dist.cut)
+        q = s.q
+        np.multiply(out, half / 2.0, out=q)
+        if centre != 0.0:
+            np.add(q, centre / 2.0, out=q)
+            np.clip(q, -_BELOW_HALF_F64, _BELOW_HALF_F64, out=q)
+        ppnd16(q, out)
+        np.multiply(out, dist.scale, out=out)
+        np.clip(out, dist.lower_cut * dist.scale, dist.cut * dist.scale, out=out)
     else:
         truncated = dist.kind == "truncated_normal"
         q = s.q
