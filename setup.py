@@ -1,4 +1,5 @@
-"""Builds the optional C transforms (varscale_cli/_native/vskernels.c); see that file.
+"""Builds the optional C kernels (varscale_cli/_native/vskernels.c: transforms and moments;
+vsstream.c: the fused Philox stream); see those files.
 
 ``optional=True``: without a C compiler the install still succeeds and varscale uses its
 numpy path, which gives the same bytes, only slower.
@@ -23,7 +24,8 @@ setup(
     ext_modules=[
         Extension(
             "varscale_cli._native.vskernels",
-            sources=["varscale_cli/_native/vskernels.c"],
+            sources=["varscale_cli/_native/vskernels.c", "varscale_cli/_native/vsstream.c"],
+            depends=["varscale_cli/_native/vsphilox.h"],
             extra_compile_args=FLAGS,
             optional=True,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import warnings
 import zipfile
@@ -324,6 +325,10 @@ def test_directory_prefers_single_file(tmp_path: Path) -> None:
         ("pickle_shard", "is not a .safetensors file"),
         ("not_json", "not valid JSON"),
         ("no_weight_map", 'no "weight_map" object'),
+        ("empty_weight_map", 'the "weight_map" is empty'),
+        ("not_utf8", "not UTF-8 (byte 0)"),
+        ("index_is_a_fifo", "cannot read the index: it is a FIFO (named pipe), not a regular file"),
+        ("shard_is_dev_zero", "cannot read the weight file: it is a character device"),
     ],
 )
 def test_sharded_checkpoint_hostile(tmp_path: Path, case: str, fragment: str) -> None:
@@ -349,6 +354,16 @@ def test_sharded_checkpoint_hostile(tmp_path: Path, case: str, fragment: str) ->
         index.write_text('{"weight_map": ')
     elif case == "no_weight_map":
         index.write_text('{"metadata": {}}')
+    elif case == "empty_weight_map":  # the shards beside it hold tensors: never "OK: 0 tensors"
+        index.write_text('{"metadata": {}, "weight_map": {}}')
+    elif case == "not_utf8":
+        index.write_bytes(b"\xff\xfe{}")
+    elif case == "index_is_a_fifo":
+        index.unlink()
+        os.mkfifo(index)
+    elif case == "shard_is_dev_zero":
+        (tmp_path / s2).unlink()
+        (tmp_path / s2).symlink_to("/dev/zero")
     with pytest.raises(ReadError) as exc:
         open_weights(index)
     assert_read_error(exc, fragment)
@@ -524,6 +539,12 @@ def _npz_hostile_cases() -> list[tuple[str, object, str]]:
          "lists dtypes for tensors the archive lacks: 'v'"),
         ("truncated_archive", truncated, "not a readable npz file"),
         ("not_a_zip", not_zip, "not a readable npz file"),
+        # zip-slip: members unzip would write outside its folder
+        ("member_dotdot", zipped(member("../../escaped.npy", np.ones(2))),
+         "member '../../escaped.npy' is not a relative path inside the archive"),
+        ("member_inner_dotdot", zipped(member("a/../../b.npy", np.ones(2))), "is not a relative path"),
+        ("member_absolute", zipped(member("/x.npy", np.ones(2))), "member '/x.npy' is not a relative path"),
+        ("member_backslash", zipped(member("a\\..\\b.npy", np.ones(2))), "is not a relative path"),
     ]
 
 
@@ -631,6 +652,28 @@ def _h5_hostile_cases() -> list[tuple[str, object, str]]:
         (d / "ext.bin").write_bytes(b"\0" * 16)
         f.create_dataset("ext", shape=(4,), dtype="<f4", external=[(str(d / "ext.bin"), 0, 16)])
 
+    def external_provenance(f, d, name=b"varscale"):
+        # The issue's recipe: a root-level scalar string whose storage is another file.
+        (d / "secret.txt").write_bytes(SECRET.ljust(64, b"."))
+        p = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        p.set_layout(h5py.h5d.CONTIGUOUS)
+        p.set_external(str(d / "secret.txt").encode(), 0, 64)
+        t = h5py.h5t.C_S1.copy()
+        t.set_size(64)
+        h5py.h5d.create(f.id, name, t, h5py.h5s.create(h5py.h5s.SCALAR), dcpl=p)
+
+    def virtual(f, d):
+        with h5py.File(d / "source.h5", "w") as src:
+            src.create_dataset("data", data=np.ones(4, np.float32))
+        layout = h5py.VirtualLayout(shape=(4,), dtype="<f4")
+        layout[:] = h5py.VirtualSource(str(d / "source.h5"), "data", shape=(4,))
+        f.create_virtual_dataset("vds", layout)
+
+    def giant_string(f, d):
+        t = h5py.h5t.C_S1.copy()
+        t.set_size(2**31 - 1)  # no data written: reading it would allocate 2 GiB of fill
+        h5py.h5d.create(f.id, b"varscale", t, h5py.h5s.create(h5py.h5s.SCALAR))
+
     return [
         ("strings", h5(lambda f, d: f.create_dataset("g/names", data=["a", "b"])), "dataset '/g/names' holds strings"),
         ("fixed_bytes", h5(lambda f, d: f.create_dataset("raw", data=np.array([b"ab", b"cd"]))), "holds strings"),
@@ -645,10 +688,20 @@ def _h5_hostile_cases() -> list[tuple[str, object, str]]:
         ("unwritten_giant", h5(lambda f, d: f.create_dataset("big", shape=(10**9,), dtype="<f4")),
          "dataset '/big' claims 4000000000 bytes but the file stores only 0"),
         ("external_storage", h5(external), "uses external or virtual storage"),
+        ("external_provenance", h5(external_provenance),
+         "dataset '/varscale' uses external or virtual storage"),
+        ("external_provenance_alias", h5(lambda f, d: external_provenance(f, d, b"__varscale__")),
+         "dataset '/__varscale__' uses external or virtual storage"),
+        ("virtual_dataset", h5(virtual), "dataset '/vds' uses external or virtual storage"),
+        ("giant_unstored_provenance", h5(giant_string),
+         "dataset '/varscale' is a 2,147,483,647-byte string of which the file stores 0 bytes"),
         ("truncated", truncated, "not a readable HDF5 file"),
         ("garbage", garbage, "not a readable HDF5 file"),
     ]
 
+
+#: What the external HDF5 storage points at: it must never reach a message.
+SECRET = b"root:x:0:0:SECRET-MARKER"
 
 H5_HOSTILE = _h5_hostile_cases()
 
@@ -669,6 +722,100 @@ def test_npz_and_hdf5_hostile_corpus(tmp_path: Path, build, fragment: str) -> No
             for info in wf.tensors():
                 read_all(wf, info.name)
     assert_read_error(exc, fragment)
+    assert b"SECRET-MARKER".decode() not in str(exc.value)
+
+
+def test_hdf5_external_provenance_is_never_opened(tmp_path: Path) -> None:
+    """The external file is a FIFO with no writer: opening it would block the reader for
+    ever, so returning at all (in a child with a deadline) proves it was never opened."""
+    import multiprocessing
+
+    os.mkfifo(tmp_path / "secret.txt")
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("ok", data=np.ones(4, np.float32))
+        p = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        p.set_layout(h5py.h5d.CONTIGUOUS)
+        p.set_external(str(tmp_path / "secret.txt").encode(), 0, 64)
+        t = h5py.h5t.C_S1.copy()
+        t.set_size(64)
+        h5py.h5d.create(f.id, b"varscale", t, h5py.h5s.create(h5py.h5s.SCALAR), dcpl=p)
+    child = multiprocessing.get_context("fork").Process(target=_open_expecting_refusal, args=(path,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the reader blocked: it opened the external FIFO")
+    assert child.exitcode == 0
+
+
+def _open_expecting_refusal(path: Path) -> None:
+    try:
+        open_weights(path)
+    except ReadError as exc:
+        os._exit(0 if "uses external or virtual storage" in str(exc) else 2)
+    os._exit(3)
+
+
+# --- special files and the tensor limit ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "w.npz", "w.h5", "w", "model.safetensors.index.json"])
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero_link", "dev_urandom_link", "directory"])
+def test_special_files_are_refused_unopened(tmp_path: Path, name: str, kind: str) -> None:
+    path = tmp_path / name
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: an open without O_NONBLOCK would block for ever
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero" if kind == "dev_zero_link" else "/dev/urandom")
+    if kind == "directory" and not name.endswith(".index.json"):
+        return  # a folder is read as an HF checkpoint folder: test_open_weights_errors
+    what = "index" if name.endswith(".index.json") else "weight file"
+    expected = {"fifo": "a FIFO (named pipe)", "directory": "a directory"}.get(kind, "a character device")
+    with pytest.raises(ReadError) as exc:
+        # an index that is a folder: found by opening the checkpoint folder holding it
+        open_weights(tmp_path if kind == "directory" else path)
+    assert_read_error(exc, f"cannot read the {what}: it is {expected}, not a regular file")
+
+
+def _zero_size_header(path: Path, n: int, metadata: dict | None = None) -> Path:
+    header: dict = {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(n)}
+    if metadata is not None:
+        header = {"__metadata__": metadata, **header}
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    return path
+
+
+def test_tensor_limit_is_checked_before_parsing(tmp_path: Path) -> None:
+    path = _zero_size_header(tmp_path / "many.safetensors", 3000)
+    with pytest.raises(ReadError) as exc:
+        SafetensorsFile(path, max_tensors=2999)
+    assert_read_error(exc, "lists 3,000 entries in its header, more than the 2,999 accepted (use --max-tensors")
+    with SafetensorsFile(path, max_tensors=3000) as wf:
+        assert len(wf.tensors()) == 3000
+    # Braces inside string values (provenance JSON) are not objects: exact count, accepted.
+    braces = _zero_size_header(tmp_path / "b.safetensors", 10, {"varscale": "{" * 5000})
+    with open_weights(braces, max_tensors=10) as wf:
+        assert len(wf.tensors()) == 10
+    with pytest.raises(ReadError, match="lists 10 entries"):
+        open_weights(braces, max_tensors=9)
+
+
+def test_tensor_limit_in_every_format(tmp_path: Path) -> None:
+    arrays = {f"t{i}": np.ones(1, np.float32) for i in range(5)}
+    np.savez(tmp_path / "x.npz", **arrays)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        for k, v in arrays.items():
+            f.create_dataset(k, data=v)
+    index, _ = _sharded(tmp_path)
+    for path, n in ((tmp_path / "x.npz", 5), (tmp_path / "x.h5", 5), (index, 3)):
+        with open_weights(path, max_tensors=n) as wf:
+            assert len(wf.tensors()) == n
+        with pytest.raises(ReadError, match="more than the 2 accepted"):
+            open_weights(path, max_tensors=2)
 
 
 # --- dispatch --------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_load_spec_picks_json_by_suffix(tmp_path):
 
 
 def test_load_spec_missing_file(tmp_path):
-    with pytest.raises(SpecError, match=r"nope\.yaml: cannot read the spec: No such file"):
+    with pytest.raises(SpecError, match=r"nope\.yaml'?: cannot read the spec: No such file"):
         load_spec(tmp_path / "nope.yaml")
 
 

@@ -385,7 +385,7 @@ def test_two_hundred_correct_tensors_pass_as_a_file(tmp_path: Path) -> None:
     path = tmp_path / "m.safetensors"
     safetensors.numpy.save_file(arrays, path, metadata={"format": "pt", "varscale": _provenance(targets)})
     with open_weights(path) as wf:
-        found = targets_from_provenance(wf.metadata)
+        found = targets_from_provenance(wf.metadata, str(wf.path))
         assert found is not None and set(found) == set(targets)
         report = check_file(wf, found, alpha=1e-3, chunk_elems=4096)
     assert report.family_size == 600
@@ -449,9 +449,9 @@ def test_check_file_family_and_missing_targets() -> None:
 
 
 def test_provenance_parsing() -> None:
-    assert targets_from_provenance({"format": "pt"}) is None
+    assert targets_from_provenance({"format": "pt"}, "f") is None
     prov = _provenance({"w": (Distribution("uniform", 0.3), 0.1732, (10, 20), "bfloat16")})
-    t = targets_from_provenance({"varscale": prov})["w"]
+    t = targets_from_provenance({"varscale": prov}, "f")["w"]
     assert t.distribution == Distribution("uniform", 0.3)
     assert (t.target_std, t.fan_in, t.fan_out, t.dtype) == (0.1732, 10.0, 20.0, BF16)
     bad = [
@@ -464,7 +464,7 @@ def test_provenance_parsing() -> None:
     ]
     for text in bad:
         with pytest.raises(ReadError, match="invalid varscale provenance metadata"):
-            targets_from_provenance({"varscale": text})
+            targets_from_provenance({"varscale": text}, "f")
 
 
 def test_target_for_uses_fans_and_layout() -> None:
@@ -482,7 +482,7 @@ def test_targets_for_file_picks_init_else_provenance(tmp_path: Path) -> None:
     prov = _provenance({"w": (Distribution("uniform", 0.3), 0.1732, (10, 20), "float32")})
     safetensors.numpy.save_file({"w": np.zeros((10, 20), np.float32)}, path, metadata={"varscale": prov})
     with open_weights(path) as wf:
-        assert targets_for_file(wf) == targets_from_provenance(wf.metadata)
+        assert targets_for_file(wf) == targets_from_provenance(wf.metadata, str(wf.path))
         by_init = targets_for_file(wf, init_name="he_normal", layout="torch")
         assert by_init == {"w": target_for(initializers.get("he_normal"), (10, 20), np.float32, layout="torch")}
         with pytest.raises(SpecError, match="^--init: "):

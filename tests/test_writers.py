@@ -312,7 +312,10 @@ def test_check_items_accepts_the_common_mix(fmt: str) -> None:
 def test_check_items_allows_what_only_some_formats_refuse() -> None:
     clash = _items(("a", np.float32), ("a/b", np.float32), ("w", np.float32), ("w.npy", np.float32))
     check_items("safetensors", clash)  # flat names: no groups, no .npy members
-    check_items("npz", _items(("a", np.float32), ("a/b", np.float32), ("/x", np.complex128)))
+    check_items("npz", _items(("a", np.float32), ("a/b", np.float32), ("x", np.complex128)))
+    # A leading '/' is an absolute zip member (a zip-slip for unzip): npz refuses it too.
+    with pytest.raises(SpecError, match="cannot be an npz member"):
+        check_items("npz", _items(("/x", np.complex128),))
 
 
 # --------------------------------------------------------------------------- safetensors

@@ -45,6 +45,20 @@ MAX_SEED = 2**63 - 1
 MAX_CONFIG_DEPTH = 8
 
 
+#: Largest |loc|, scale, cut and |lower| accepted in a recorded distribution. `stats` computes
+#: the law's moments up to the sixth power of (|loc| + cut * scale) in float64, whose largest finite
+#: value is about 1.8e308: (1e50)**6 = 1e300 leaves room, while 1e308 overflows at the
+#: square. Every initializer varscale writes records values near 1 (Keras and torch defaults).
+MAX_DISTRIBUTION_PARAM = 1e50
+
+#: Smallest cut of a truncated normal accepted (half its interval's width, when ``lower`` makes
+#: it asymmetric: the interval [lower, cut] must be at least 0.02 wide). Its moments are differences of nearly equal
+#: numbers (variance 1 - 2c*phi(c)/Z ~ c*c/3 for small c); the sixth moment, ~c**6/7, keeps a
+#: relative error of about 3 * 2**-52 / (c**6 / 7), 5e-3 at c = 0.01 (fine for a tolerance) but
+#: meaningless at 1e-3 and negative (a math domain error) far below. varscale writes c = 2.
+MIN_TRUNCATION_CUT = 0.01
+
+
 def dumps(obj: JSONValue) -> str:
     """Compact JSON with sorted keys: the same provenance always serialises to the same bytes."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -136,6 +150,16 @@ def distribution_from_json(value: JSONValue) -> Distribution:
         raise ValueError(f"invalid distribution parameters scale={scale}, cut={cut}")
     if lower is not None and not lower < cut:
         raise ValueError(f"invalid distribution parameters lower={lower}, cut={cut}")
+    for key, v in (("loc", loc), ("scale", scale), ("cut", cut), ("lower", lower or 0.0)):
+        if abs(v) > MAX_DISTRIBUTION_PARAM:
+            raise ValueError(f"distribution {key} {v:g} is beyond the {MAX_DISTRIBUTION_PARAM:g} accepted")
+    width = cut - (-cut if lower is None else lower)
+    if kind == "truncated_normal" and width < 2 * MIN_TRUNCATION_CUT:
+        what = f"cut {cut:g}" if lower is None else f"interval [{lower:g}, {cut:g}]"
+        raise ValueError(
+            f"truncated_normal {what} is narrower than the {2 * MIN_TRUNCATION_CUT:g} "
+            "accepted (its moments cannot be computed in float64)"
+        )
     return Distribution(kind, scale, loc, cut, lower)
 
 
@@ -322,8 +346,12 @@ class RecordedDistribution:
     dtype: str | None
 
 
-def recorded_distributions(text: str) -> dict[str, RecordedDistribution]:
+def recorded_distributions(text: str, where: str) -> dict[str, RecordedDistribution]:
     """Each tensor's recorded law from provenance text (other fields are not required).
+
+    Args:
+        text: the provenance JSON.
+        where: the file it comes from, for messages.
 
     Raises:
         ReadError: not JSON, no ``tensors`` object, or a tensor without a valid distribution.
@@ -340,7 +368,7 @@ def recorded_distributions(text: str) -> dict[str, RecordedDistribution]:
                 raise ValueError(f"tensor {name!r}: {exc}") from None
         return out
     except (ValueError, TypeError) as exc:
-        raise ReadError(f"invalid varscale provenance metadata: {' '.join(str(exc).split())}") from None
+        raise ReadError(f"'{where}': invalid varscale provenance metadata: {' '.join(str(exc).split())}") from None
 
 
 def _recorded(entry: JSONValue) -> RecordedDistribution:

@@ -37,7 +37,17 @@ _lib.vs_truncnormal_f32.argtypes = (_P, _P, _I64, _F, _F, _F, _F, _P, _P)
 _lib.vs_normal_f32.argtypes = (_P, _P, _I64, _F, _F, _F, _P, _P, _P)
 _D = ctypes.c_double
 _lib.vs_moments_f32.argtypes = (_P, _I64, _D, _D, _P)
-for _fn in (_lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32):
+_U64 = ctypes.c_uint64
+_INT = ctypes.c_int
+_lib.vs_fill32.argtypes = (
+    _U64, _U64, _U64, _U64, _I64, _INT, _INT, _F, _F, _F, _INT, _F, _F, _P, _P, _P, _P
+)
+_lib.vs_round_f16.argtypes = (_P, _P, _I64)
+_lib.vs_round_bf16.argtypes = (_P, _P, _I64)
+for _fn in (
+    _lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32,
+    _lib.vs_fill32, _lib.vs_round_f16, _lib.vs_round_bf16,
+):
     _fn.restype = None
 
 # The very float32 values the numpy path uses, handed over as arrays (kept alive here).
@@ -45,6 +55,11 @@ _AT = np.array(ATANH_F32, dtype=np.float32)
 _CE = np.array(GILES_CENTRAL, dtype=np.float32)
 _TA = np.array(GILES_TAIL, dtype=np.float32)
 _LN2 = np.float32(LN2)
+_TA_PTR = _AT.ctypes.data, _CE.ctypes.data, _TA.ctypes.data
+
+#: `fill32`'s law and output codes (vsstream.c's enums).
+FILL_KINDS = {"uniform": 0, "truncated_normal": 1, "normal": 2}
+FILL_DTYPES = {"float32": 0, "float16": 1, "bfloat16": 2}
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -78,3 +93,24 @@ def moments_f32(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     out = np.empty(12, dtype=np.float64)
     _lib.vs_moments_f32(_ptr(x), x.shape[0], lo, hi, _ptr(out))
     return out
+
+
+def fill32(
+    key: tuple[int, int], first: int, out: np.ndarray, kind: str, odtype: str,
+    xscale: np.float32, outscale: np.float32, bound: np.float32, loc: np.float32 | None,
+) -> None:
+    """Elements ``first .. first + len(out)`` of the 32-bit stream ``key``, transformed by
+    ``kind``'s float32 kernel (plus ``loc``), rounded to ``odtype``, in one pass (vsstream.c)."""
+    at, ce, ta = _TA_PTR
+    _lib.vs_fill32(
+        key[0], key[1], first & 0xFFFFFFFFFFFFFFFF, first >> 64, out.shape[0],
+        FILL_KINDS[kind], FILL_DTYPES[odtype], xscale, outscale, bound,
+        loc is not None, 0.0 if loc is None else loc, _LN2, at, ce, ta, _ptr(out),
+    )
+
+
+def round16(x: np.ndarray, out: np.ndarray, odtype: str) -> None:
+    """float32 ``x`` rounded to nearest even into ``out``'s 16-bit ``odtype`` (the fused
+    stream's conversion, exported so tests can compare it with numpy / ml_dtypes)."""
+    fn = _lib.vs_round_f16 if odtype == "float16" else _lib.vs_round_bf16
+    fn(_ptr(x), _ptr(out), x.shape[0])

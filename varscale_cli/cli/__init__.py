@@ -19,9 +19,12 @@ from ..core.fans import LAYOUTS
 from ..engine.sizes import DECIMAL, human_bytes
 from ..errors import CheckFailed, SpecError
 from ..formats import FORMATS
+from ..terminal import printable
 from ._console import cores as _cores
 from ._console import exit_codes as _errors
 from ._console import file_progress as _file_progress
+from ._console import max_tensors_option
+from ._console import progress as _phase
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
@@ -33,6 +36,7 @@ from .verify import verify_cmd
 if TYPE_CHECKING:  # numpy and the formats load when a command runs, not for --help
     from collections.abc import Callable
 
+    from ..engine.postcheck import ChunkRecorder
     from ..engine.resolve import ResolvedTensor
     from ..engine.shards import ShardPlan
     from ..stats import FileReport
@@ -178,7 +182,7 @@ def generate(
                 )
             report = None
             if not no_check and shard_index is None:
-                report = _check_written(output, quiet, report_path, as_json, force)
+                report = _check_written(output, quiet, report_path, as_json, force=force)
             if as_json:
                 document(result.written, report)
             if report is not None and not report.ok:
@@ -189,9 +193,9 @@ def generate(
         total = sum(t.nbytes for t in tensors)
         started = time.perf_counter()
         with _progress(quiet, len(tensors), total) as advance:
-            gen.write_file(
+            recorded = gen.write_file(
                 tensors, metadata, output, fmt, force=force, workers=worker_count(workers),
-                on_chunk=advance, fsync=not no_fsync,
+                on_chunk=advance, fsync=not no_fsync, record=not no_check,
             )
         seconds = time.perf_counter() - started
         if not quiet:
@@ -200,7 +204,9 @@ def generate(
                 f"wrote {len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)} "
                 f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
             )
-        report = None if no_check else _check_written(output, quiet, report_path, as_json, force)
+        report = None if no_check else _check_written(
+            output, quiet, report_path, as_json, recorded, force=force
+        )
         if as_json:
             document([str(output)], report)
         if report is not None and not report.ok:
@@ -225,27 +231,43 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
 
 
 def _check_written(
-    path: Path, quiet: bool, report_path: Path | None, as_json: bool, force: bool
+    path: Path, quiet: bool, report_path: Path | None, as_json: bool,
+    recorded: ChunkRecorder | None = None, *, force: bool = False,
 ) -> FileReport:
     """The statistical check of what was just written; a failure's table is shown (on stderr
-    with ``--json``, whose stdout is the one document)."""
+    with ``--json``, whose stdout is the one document). Of the values as they were written
+    when the parallel writer recorded them (after proving the file holds them,
+    engine/postcheck.py), else of the file read back."""
     from .. import stats
     from ..formats import open_weights
-    from ..stats.render import summary_line
 
-    with open_weights(path) as wf:
-        targets = stats.targets_from_provenance(wf.metadata) or {}
-        with _file_progress(quiet, "checking", wf) as advance:
-            report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
+    if recorded is not None:
+        spans = recorded.layout.tensors
+        with _phase(quiet, "checking", sum(t.nbytes for t in spans), len(spans)) as advance:
+            recorded.prove_written(path, advance)
+        # The reader's own checks of the header against the file (no --max-tensors limit on
+        # reading back the file just written: it holds the spec's tensors).
+        with open_weights(path, max_tensors=2**63 - 1):
+            pass
+        report = recorded.report(path)
+    else:
+        with open_weights(path, max_tensors=2**63 - 1) as wf:
+            targets = stats.targets_from_provenance(wf.metadata, str(path)) or {}
+            with _file_progress(quiet, "checking", wf) as advance:
+                report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
     if report_path is not None:
         write_report(report_path, report, force=force)
     if not report.ok:
         if as_json:
-            _stderr().print(summary_line(report), markup=False)
+            from ..stats.render import summary_line
+
+            _stderr().print(printable(summary_line(report)), markup=False)
         else:
             _show_report(report, as_json=False)
     elif not quiet:
-        _stderr().print(summary_line(report), markup=False)
+        from ..stats.render import summary_line  # rich: only when printing
+
+        _stderr().print(printable(summary_line(report)), markup=False)
     return report
 
 
@@ -266,6 +288,7 @@ def _check_failed(path: Path) -> CheckFailed:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
+@max_tensors_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Replace an existing --plot file.")
 def stats_cmd(
@@ -276,6 +299,7 @@ def stats_cmd(
     as_json: bool,
     plot_path: Path | None,
     alpha: float,
+    max_tensors: int,
     quiet: bool,
     force: bool,
 ) -> None:
@@ -300,7 +324,7 @@ def stats_cmd(
     with _errors():
         if plot_path is not None:
             check_plot_output(plot_path, path, force=force)
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
             with _file_progress(quiet, "checking", wf) as advance:
                 report = stats.check_file(wf, targets, alpha=alpha, workers=_cores(), on_chunk=advance)
@@ -322,7 +346,7 @@ def _show_report(report: FileReport, as_json: bool) -> None:
 
     console = _stdout()
     console.print(stats_table(report, console.width))
-    console.print(summary_line(report), markup=False)
+    console.print(printable(summary_line(report)), markup=False)
 
 
 for _command in (verify_cmd, spec_cmd, presets, schema, explain_cmd):

@@ -16,31 +16,40 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ..errors import CheckFailed, InternalError, VarscaleError
+from ..formats.base import MAX_TENSORS
+from ..terminal import printable
 
 if TYPE_CHECKING:  # the engine imports numpy: load it when a command runs, not for --help
+    from rich.console import Console
+
     from ..engine.generate import OnChunk
     from ..engine.resolve import ResolvedTensor
     from ..formats.base import WeightFile
 
+# rich (~0.1 s of start-up) is imported by the functions that print with it, so a --quiet
+# run never loads it.
+
+
+#: ``--max-tensors`` of the commands that read a weight file (stats, verify, spec).
+max_tensors_option = click.option(
+    "--max-tensors", type=click.IntRange(min=1), default=MAX_TENSORS, show_default=True,
+    help="Refuse a file that lists more tensors (bounds memory; raise it for a bigger checkpoint).",
+)
+
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def stdout_console() -> Console:
     """Tables on stdout: a terminal's width (or $COLUMNS, which rich reads), else 160 columns
     when piped (tables fit any width, but a log file need not be folded at 80)."""
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal and not os.environ.get("COLUMNS"):
         console = Console(highlight=False, width=160)
@@ -63,7 +72,7 @@ def exit_codes() -> Iterator[None]:
         yield
     except (VarscaleError, InternalError) as e:
         if not (isinstance(e, CheckFailed) and e.reported):
-            click.echo(f"Error: {e}", err=True)
+            click.echo(f"Error: {printable(e)}", err=True)  # names from files: escaped
         raise click.exceptions.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         click.echo("Error: interrupted; no output was written", err=True)
@@ -101,10 +110,22 @@ def progress(
     ``prefix`` gives what to show before an item's name (its shard). Callers may advance it
     from several threads.
     """
-    console = stderr_console()
-    if quiet or not console.is_terminal:
+    if quiet:
         yield None
         return
+    console = stderr_console()
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}", markup=False),  # a tensor name is not markup
         BarColumn(),

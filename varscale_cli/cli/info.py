@@ -10,7 +10,8 @@ import click
 
 from ..core.fans import LAYOUTS
 from ..errors import VarscaleError
-from ._console import exit_codes, stdout_console
+from ..terminal import printable
+from ._console import exit_codes, max_tensors_option, stdout_console
 
 #: `varscale spec`'s layout when none is given, listed first: the checkpoints one reads a
 #: spec from are mostly PyTorch's, and the spec it prints names its layout, so nothing
@@ -22,7 +23,8 @@ SPEC_LAYOUT = "torch"
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
 @click.option("--layout", type=click.Choice([SPEC_LAYOUT, *(x for x in LAYOUTS if x != SPEC_LAYOUT)]), default=SPEC_LAYOUT, show_default=True, help="Fan convention and default initializers: PyTorch's or Keras'.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True, help="The seed written into the spec.")
-def spec_cmd(path: Path, layout: str, seed: int) -> None:
+@max_tensors_option
+def spec_cmd(path: Path, layout: str, seed: int, max_tensors: int) -> None:
     """Print a spec for the tensors of FILE (names, shapes, dtypes; data is not read).
 
     Rules for biases, normalization weights, embeddings and kernels follow the layout's
@@ -39,16 +41,17 @@ def spec_cmd(path: Path, layout: str, seed: int) -> None:
     from ..frameworks import dump_spec, spec_from_tensors
 
     with exit_codes():
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             # Readers give logical dtypes: bfloat16 is named bfloat16, never void16.
             triples = [(i.name, tuple(i.shape), i.dtype.name) for i in wf.tensors()]
         try:
             doc, skipped = spec_from_tensors(triples, layout=layout, seed=seed)
         except ValueError as e:
             raise VarscaleError(f"'{path}': {e}") from None
-        header = f"# varscale spec for {path} ({len(doc['tensors'])} tensors, layout {layout})\n"
+        # A comment ends at a newline: names from the file are escaped (ESC, newlines...).
+        header = f"# varscale spec for {printable(path)} ({len(doc['tensors'])} tensors, layout {layout})\n"
         for name, dtype in skipped.items():
-            header += f"# left out: {name} ({dtype}; varscale produces floats only)\n"
+            header += f"# left out: {printable(name)} ({dtype}; varscale produces floats only)\n"
         click.echo(header + dump_spec(doc), nl=False)
 
 

@@ -17,6 +17,7 @@ from ..core.distributions import Kind
 from ..engine.sizes import DECIMAL, human_bytes
 from ..stats.layout import Column, fit_table, nominal_differs, std_text
 from ..stats.render import UNCORRECTED_NOTE
+from ..terminal import printable
 
 if TYPE_CHECKING:
     from ..core.initializers import Initializer
@@ -66,7 +67,7 @@ def plan_table(tensors: list[ResolvedTensor], seed: int, width: int) -> Table:
         uncorrected = d.kind != "constant" and nominal_differs(d.std, t.target_std)
         marked = marked or uncorrected
         rows.append((
-            Text(t.name),
+            Text(printable(t.name)),
             Text("x".join(map(str, t.plan.shape)) or "scalar"),
             Text(t.plan.dtype),
             Text(describe_initializer(t.plan.initializer)),

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import CheckFailed, SpecError
-from ._console import exit_codes, file_progress, stderr_console
+from ..terminal import printable
+from ._console import exit_codes, file_progress, max_tensors_option, stderr_console
 
 
 @click.command(name="verify")
@@ -17,9 +18,11 @@ from ._console import exit_codes, file_progress, stderr_console
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="With SPEC: overrides the spec's seed.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Regeneration threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@max_tensors_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def verify_cmd(
-    path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool, quiet: bool
+    path: Path, spec_path: Path | None, seed: int | None, workers: int | None, as_json: bool,
+    max_tensors: int, quiet: bool,
 ) -> None:
     """Recompute every tensor of FILE and compare bytes.
 
@@ -37,7 +40,7 @@ def verify_cmd(
     from ..formats import open_weights
 
     with exit_codes():
-        with open_weights(path) as wf:
+        with open_weights(path, max_tensors=max_tensors) as wf:
             if spec_path is not None:
                 from ..spec import load_spec
 
@@ -52,6 +55,6 @@ def verify_cmd(
         if as_json:
             click.echo(json.dumps(report.to_json(), sort_keys=True))
         else:
-            stderr_console().print(report.summary())
+            stderr_console().print(printable(report.summary()))
         if not report.ok:
             raise CheckFailed(report.summary(), reported=True)

@@ -15,11 +15,13 @@ from .. import __version__, formats
 from ..core.dtypes import numpy_dtype
 from ..core.stream import STREAM_ID
 from ..errors import InternalError
-from ..formats.items import WriteItem
+from ..formats.items import WriteItem, check_metadata
 from ..provenance import Provenance
 from ..spec import Spec
 from .atomic import atomic_output, check_output
 from .chunks import ChunkEngine
+from .postcheck import ChunkRecorder
+from .pwrite import covers_file, write_at_offsets
 from .resolve import ResolvedTensor, chunk_jobs
 
 #: Progress callback: a tensor and the bytes of its chunk that was just handed to the writer.
@@ -98,11 +100,30 @@ def write_file(
     workers: int,
     on_chunk: OnChunk | None = None,
     fsync: bool = True,
-) -> None:
+    record: bool = False,
+) -> ChunkRecorder | None:
     """Sample ``tensors`` on ``workers`` threads and write them atomically to ``path``
-    (``fsync=False``: atomic for other processes, not durable across a power loss)."""
+    (``fsync=False``: atomic for other processes, not durable across a power loss).
+
+    With ``record``, returns what the post-write check needs from the chunks as they were
+    written (postcheck.py) when the parallel writer ran; None when a format's streaming
+    writer ran (then the check reads the file)."""
+    recorder = None
     with ChunkEngine(workers) as engine:
         items = write_items(tensors, engine, on_chunk)
         planned = check_write(tensors, metadata, path, fmt, force=force, items=items)
+        check_metadata(metadata)  # formats.write checks it too; the parallel writer does not call it
+        # Where the format fixes every byte up front, every worker writes its own chunks at
+        # their offsets (pwrite.py); else one writer streams the chunks in file order.
+        layout_of = formats.get(fmt).layout
+        layout = layout_of(items, metadata) if layout_of is not None else None
         with atomic_output(path, force=force, planned_bytes=planned, fsync=fsync) as tmp:
-            formats.write(fmt, tmp, items, metadata)
+            if layout is not None and covers_file(layout, planned):
+                recorder = ChunkRecorder(layout, tensors, metadata, tmp) if record else None
+                write_at_offsets(
+                    tmp, layout, tensors, workers=engine.workers,
+                    chunk_elems=engine.chunk_elems, on_chunk=on_chunk, recorder=recorder,
+                )
+            else:
+                formats.write(fmt, tmp, items, metadata)
+    return recorder

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import OutputError, VarscaleError
 from ..formats.base import MAX_JSON_BYTES
 from ..formats.hf import HF_INDEX_FILE, HF_SINGLE_FILE
+from ..inputs import read_input
 from ..provenance import Provenance
 
 #: huggingface_hub's shard names (1-based, 5 digits), the only ones varscale writes.
@@ -53,10 +54,9 @@ def _index_is_ours(path: Path, stale: Collection[Path]) -> bool:
     """An index holds no provenance of its own: it is varscale's if every file it names has
     a shard name and each such file still present is a varscale shard being removed."""
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            return False
-        weight_map = json.loads(path.read_text(encoding="utf-8")).get("weight_map")
-    except (OSError, ValueError, AttributeError):
+        # the guarded open: a FIFO or device there is not read (nor waited on)
+        weight_map = json.loads(read_input(path, "index", MAX_JSON_BYTES).decode("utf-8")).get("weight_map")
+    except (VarscaleError, ValueError, AttributeError, RecursionError):
         return False
     if not isinstance(weight_map, dict):
         return False

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SpecError, VarscaleError
+from ..errors import OutputError, SpecError, VarscaleError
 from ..formats import check_items
+from ..formats.base import MAX_JSON_BYTES
 from ..formats.hf import HF_INDEX_FILE as INDEX_NAME
 from ..formats.hf import HF_SINGLE_FILE as SINGLE_NAME
+from ..inputs import read_input
 from ..provenance import Provenance, ShardRef
 from ..spec import Spec, parse_spec
 from . import shard_folder
@@ -162,11 +165,27 @@ def write_index(plan: ShardPlan, tensors: Sequence[ResolvedTensor], out_dir: Pat
         return None
     text = plan.index([t.name for t in tensors], [t.nbytes for t in tensors])
     path = out_dir / INDEX_NAME
-    if path.exists() and path.read_text() == text:
+    if _stale_index(path) == text.encode("utf-8"):
         return path
     with atomic_output(path, force=True) as tmp:
         tmp.write_text(text)
     return path
+
+
+def _stale_index(path: Path) -> bytes | None:
+    """The bytes of the index already at ``path`` (None if there is none), read through the
+    guarded open: any bytes (not UTF-8 included) are fine, they are only compared and
+    replaced; a folder, FIFO or device there is refused (before a shard is written)."""
+    if not os.path.lexists(path) or path.is_symlink():
+        return None  # nothing there, or a link atomic_output replaces (never follows)
+    if not path.is_file():
+        raise OutputError(
+            f"'{path}' exists and is not a regular file; remove it so the index can be written"
+        )
+    try:
+        return read_input(path, "index", MAX_JSON_BYTES, error=OutputError)
+    except OutputError:
+        return None  # over the limit: it differs from ours, atomic_output replaces it
 
 
 # --- a whole sharded run ---------------------------------------------------------------------------
@@ -261,6 +280,8 @@ def prepare_sharded(run: ShardedRun) -> ShardedJob:
             f"--shard-index {run.shard_index} is out of range: the plan has {plan.count} "
             f"shard(s) (0..{plan.count - 1})"
         )
+    if plan.count > 1 and run.output is not None:
+        _stale_index(run.output / INDEX_NAME)  # a folder or FIFO there: refused before writing
     if run.dask_address is not None:
         if run.shard_index is not None:
             raise SpecError("--dask runs every shard; drop --shard-index")

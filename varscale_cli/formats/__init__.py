@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ReadError, SpecError, UnsupportedDtype
+from ..inputs import open_input
 from . import hdf5, hf, npz, safetensors
-from .base import WeightFile, one_line
+from .base import MAX_TENSORS, WeightFile, one_line
 from .description import Format
 from .hf import HF_INDEX_FILE, HF_SINGLE_FILE, INDEX_SUFFIX
 from .items import WriteItem, check_metadata, check_name, join
@@ -185,7 +186,7 @@ def planned_size(fmt: str, items: Sequence[WriteItem], metadata: Mapping[str, st
     return int(get(fmt).planned_size(items, metadata))
 
 
-def open_weights(path: str | Path) -> WeightFile:
+def open_weights(path: str | Path, *, max_tensors: int = MAX_TENSORS) -> WeightFile:
     """Open a weight file for reading, choosing the reader by suffix, else by magic bytes.
 
     Accepted: every registered format's suffixes (``*.safetensors``; ``*.npz``; ``*.h5`` /
@@ -193,31 +194,35 @@ def open_weights(path: str | Path) -> WeightFile:
     ``model.safetensors`` or ``model.safetensors.index.json`` (the single file wins when both
     exist, as in transformers). Any other name is recognised by its first bytes.
 
+    Only regular files are opened (a FIFO or a device, even behind a symlink, is refused
+    unopened: `varscale_cli.inputs`), and a file listing more than ``max_tensors`` tensors
+    is refused before they are parsed one by one (`varscale_cli.formats.base.MAX_TENSORS`).
+
     Raises:
         ReadError: missing path, unknown format, or a file its reader refuses.
     """
     p = Path(path)
     if p.is_dir():
-        found = hf.open_layout(p)
+        found = hf.open_layout(p, max_tensors=max_tensors)
         assert found is not None  # a directory is an HF checkpoint or refused
         return found
     if not p.exists():
         raise ReadError(f"'{p}': no such file")
-    sharded = hf.open_layout(p)
+    sharded = hf.open_layout(p, max_tensors=max_tensors)
     if sharded is not None:
         return sharded
     name = p.name.lower()
     for spec in REGISTRY:
         if name.endswith(spec.suffixes):
-            return spec.reader(p)
+            return spec.reader(p, max_tensors=max_tensors)
     try:
-        with open(p, "rb") as f:
+        with open_input(p) as f:  # a FIFO or device is refused unopened
             head = f.read(max(spec.sniff_bytes for spec in REGISTRY))
     except OSError as exc:
         raise ReadError(f"'{p}': cannot read: {one_line(exc.strerror or str(exc))}") from None
     for spec in _BY_MAGIC:
         if spec.detects(head):
-            return spec.reader(p)
+            return spec.reader(p, max_tensors=max_tensors)
     raise ReadError(
         f"'{p}': unknown weight file format (expected "
         f"{', '.join('/'.join(spec.suffixes) for spec in REGISTRY)}, "

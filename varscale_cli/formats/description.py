@@ -81,7 +81,7 @@ class Format:
     magic: tuple[bytes, ...]
     dtypes: tuple[str, ...]
     reserved: tuple[str, ...]
-    reader: Callable[[Path], WeightFile]
+    reader: Callable[..., WeightFile]  # reader(path, *, max_tensors=...)
     write: Callable[[Path, Items, Metadata], None]
     planned_size: Callable[[Items, Metadata], int]
     check: Callable[[Items, set[str]], None]

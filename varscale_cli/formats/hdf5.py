@@ -40,6 +40,7 @@ safetensors-only runs never pay for it (this module is imported by the format re
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -52,14 +53,18 @@ import numpy as np
 
 from ..engine.atomic import shielded
 from ..errors import ReadError, SpecError
+from ..inputs import open_input
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     DEFLATE_MAX_RATIO,
     LOGICAL_DTYPES,
+    MAX_JSON_BYTES,
+    MAX_TENSORS,
     BaseWeightFile,
     TensorInfo,
     as_native,
     check_chunk_elems,
+    check_tensor_count,
     iter_slabs,
     native,
     one_line,
@@ -100,18 +105,25 @@ def _text(value: Any) -> str | None:
 class HDF5File(BaseWeightFile):
     """An HDF5 weight file (Keras ``.weights.h5``, legacy Keras ``.h5``, varscale's writer)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self.path = Path(path)
         self.metadata = {}
         self._infos = {}
         self._logical: dict[str, np.dtype | None] = {}
         self._h5: h5py.File | None = None
+        self._max_tensors = max_tensors
+        # A FIFO or device is refused before it is opened. libhdf5 opens by name, so on Linux
+        # it is given the descriptor checked here (/proc/self/fd/N names that very file):
+        # nothing can be swapped in between the check and libhdf5's open.
+        self._fd: io.BufferedReader | None = open_input(self.path)
         self._open_guarded(self._open, "not a readable HDF5 file")
 
     def _open(self) -> None:
         import h5py
 
-        self._h5 = h5py.File(self.path, "r")
+        assert self._fd is not None
+        by_fd = Path(f"/proc/self/fd/{self._fd.fileno()}")
+        self._h5 = h5py.File(by_fd if by_fd.exists() else self.path, "r")
         self._scan()
 
     def _fail(self, name: str, what: str) -> ReadError:
@@ -126,10 +138,14 @@ class HDF5File(BaseWeightFile):
             if text is not None:
                 self.metadata[str(key)] = text
         found: list[tuple[str, h5py.Dataset]] = []
+        provenance = 0
 
         def visit(name: str, obj: Any) -> None:
+            nonlocal provenance
             if isinstance(obj, h5py.Dataset):
                 found.append((name, obj))
+                provenance += name in _PROVENANCE_DATASETS
+                check_tensor_count(self.path, len(found) - provenance, self._max_tensors, "datasets")
 
         self._h5.visititems(visit)
         for name, ds in found:
@@ -137,11 +153,30 @@ class HDF5File(BaseWeightFile):
                 continue
             self._scan_dataset(name, ds)
 
+    def _check_storage(self, name: str, ds: h5py.Dataset) -> None:
+        """Refuse storage outside the file before a byte of the dataset is read: reading an
+        external (H5Pset_external) or virtual dataset opens whatever file it names."""
+        if ds.is_virtual or ds.external:
+            raise self._fail(name, "uses external or virtual storage, which varscale does not follow")
+
     def _provenance_dataset(self, name: str, ds: h5py.Dataset) -> bool:
         import h5py
 
         if ds.shape != () or h5py.check_string_dtype(ds.dtype) is None:
             return False
+        self._check_storage(name, ds)
+        if h5py.check_string_dtype(ds.dtype).length is not None:
+            # A fixed-length string: reading it allocates its declared length, whatever the
+            # file stores (2**31 - 1 bytes of fill value from a 2 KB file). Held to the
+            # provenance text limit and to what deflate could expand from the stored bytes.
+            claimed = ds.dtype.itemsize
+            stored = ds.id.get_storage_size()
+            if claimed > MAX_JSON_BYTES or claimed > DEFLATE_MAX_RATIO * stored + _UNSTORED_SLACK:
+                raise self._fail(
+                    name,
+                    f"is a {claimed:,}-byte string of which the file stores {stored:,} bytes "
+                    f"(provenance text is at most {MAX_JSON_BYTES:,} bytes), refused",
+                )
         text = _text(ds[()])
         if text is None:
             return False
@@ -152,6 +187,7 @@ class HDF5File(BaseWeightFile):
         import h5py
 
         dt = ds.dtype
+        self._check_storage(name, ds)
         if h5py.check_string_dtype(dt) is not None:
             raise self._fail(name, "holds strings, not numbers; only numeric datasets can be read")
         if h5py.check_vlen_dtype(dt) is not None:
@@ -166,7 +202,7 @@ class HDF5File(BaseWeightFile):
             raise self._fail(name, "has no dataspace (an empty HDF5 dataset)")
         attr = _text(ds.attrs.get(DTYPE_ATTR)) if DTYPE_ATTR in ds.attrs else None
         logical: np.dtype | None = None
-        if attr in LOGICAL_DTYPES:
+        if attr is not None and attr in LOGICAL_DTYPES:
             logical = LOGICAL_DTYPES[attr]
             if dt.kind not in "uiV" or dt.itemsize != logical.itemsize:
                 raise self._fail(name, f"is stored as {dt}, which cannot hold {attr} bit patterns")
@@ -176,8 +212,6 @@ class HDF5File(BaseWeightFile):
                 f"is opaque ({dt.itemsize}-byte) with no dtype attribute naming what it holds "
                 f"(expected one of {', '.join(LOGICAL_DTYPES)})",
             )
-        if ds.is_virtual or ds.external:
-            raise self._fail(name, "uses external or virtual storage, which varscale does not follow")
         plist = ds.id.get_create_plist()
         for i in range(plist.get_nfilters()):
             code, _, _, fname = plist.get_filter(i)
@@ -214,11 +248,16 @@ class HDF5File(BaseWeightFile):
             raise self._fail(name, f"cannot be read: {one_line(f'{type(exc).__name__}: {exc}')}") from None
 
     def close(self) -> None:
-        if self._h5 is not None:
-            try:
-                self._h5.close()
-            finally:
-                self._h5 = None
+        try:
+            if self._h5 is not None:
+                try:
+                    self._h5.close()
+                finally:
+                    self._h5 = None
+        finally:
+            if self._fd is not None:
+                self._fd.close()
+                self._fd = None
 
 
 # --- writing ---------------------------------------------------------------------------------

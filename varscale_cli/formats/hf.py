@@ -16,11 +16,14 @@ import numpy as np
 
 from .. import provenance
 from ..errors import ReadError
+from ..inputs import read_input
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     MAX_JSON_BYTES,
+    MAX_TENSORS,
     BaseWeightFile,
     WeightFile,
+    check_tensor_count,
     loads_strict,
     one_line,
 )
@@ -34,7 +37,7 @@ HF_INDEX_FILE = "model.safetensors.index.json"
 INDEX_SUFFIX = ".index.json"
 
 
-def open_layout(path: Path) -> WeightFile | None:
+def open_layout(path: Path, *, max_tensors: int = MAX_TENSORS) -> WeightFile | None:
     """The checkpoint at ``path`` if it is an HF folder or index file, else None.
 
     A folder must hold ``model.safetensors`` or ``model.safetensors.index.json`` (the single
@@ -45,12 +48,12 @@ def open_layout(path: Path) -> WeightFile | None:
     """
     if path.is_dir():
         if (path / HF_SINGLE_FILE).is_file():
-            return SafetensorsFile(path / HF_SINGLE_FILE)
-        if (path / HF_INDEX_FILE).is_file():
-            return ShardedSafetensors(path / HF_INDEX_FILE)
+            return SafetensorsFile(path / HF_SINGLE_FILE, max_tensors=max_tensors)
+        if (path / HF_INDEX_FILE).exists():  # not a regular file: its reader says so
+            return ShardedSafetensors(path / HF_INDEX_FILE, max_tensors=max_tensors)
         raise ReadError(f"'{path}': the directory holds neither {HF_SINGLE_FILE} nor {HF_INDEX_FILE}")
     if path.name.lower().endswith(INDEX_SUFFIX) and path.exists():
-        return ShardedSafetensors(path)
+        return ShardedSafetensors(path, max_tensors=max_tensors)
     return None
 
 
@@ -69,8 +72,9 @@ class ShardedSafetensors(BaseWeightFile):
     cover every shard.
     """
 
-    def __init__(self, index_path: str | Path) -> None:
+    def __init__(self, index_path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self.path = Path(index_path)
+        self._max_tensors = max_tensors
         self.metadata = {}
         self._infos = {}
         self._shards: dict[str, SafetensorsFile] = {}
@@ -81,15 +85,12 @@ class ShardedSafetensors(BaseWeightFile):
         return ReadError(f"'{self.path}': invalid sharded checkpoint index: {what}")
 
     def _open(self) -> None:
+        # A FIFO, device or directory is refused unopened; at most MAX_JSON_BYTES are read.
+        raw = read_input(self.path, "index", MAX_JSON_BYTES)
         try:
-            size = self.path.stat().st_size
-            if size > MAX_JSON_BYTES:
-                raise self._fail(f"the index has {size} bytes, more than {MAX_JSON_BYTES}")
-            text = self.path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise ReadError(f"'{self.path}': cannot read: {one_line(exc.strerror or str(exc))}") from None
-        except UnicodeDecodeError:
-            raise self._fail("not UTF-8") from None
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._fail(f"not UTF-8 (byte {exc.start})") from None
         try:
             index = loads_strict(text)
         except (ValueError, RecursionError) as exc:
@@ -100,6 +101,10 @@ class ShardedSafetensors(BaseWeightFile):
         if not isinstance(meta, dict):
             raise self._fail('"metadata" is not an object')
         weight_map: dict[str, Any] = index["weight_map"]
+        if not weight_map:
+            # An empty map would check nothing and report success on a folder of shards.
+            raise self._fail('the "weight_map" is empty: it assigns no tensor to any shard')
+        check_tensor_count(self.path, len(weight_map), self._max_tensors)
         for tensor, shard in weight_map.items():
             if not isinstance(shard, str):
                 raise self._fail(f"the shard of tensor {tensor!r} is not a file name")
@@ -111,9 +116,9 @@ class ShardedSafetensors(BaseWeightFile):
             if not rel.name.endswith(".safetensors"):
                 raise self._fail(f"shard {shard!r} is not a .safetensors file")
             shard_path = base.joinpath(*rel.parts)
-            if not shard_path.is_file():
+            if not shard_path.exists():
                 raise self._fail(f"shard {shard!r} listed in the index does not exist")
-            self._shards[shard] = SafetensorsFile(shard_path)
+            self._shards[shard] = SafetensorsFile(shard_path, max_tensors=self._max_tensors)
         for shard, sf in self._shards.items():
             for info in sf.tensors():
                 listed = weight_map.get(info.name)

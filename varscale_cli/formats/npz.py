@@ -50,16 +50,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import ReadError, SpecError
+from ..inputs import open_input
 from ._npy import MAX_NPY_HEADER, npy_header, parse_npy_header, read_exact
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     DEFLATE_MAX_RATIO,
     LOGICAL_DTYPES,
     MAX_JSON_BYTES,
+    MAX_TENSORS,
     BaseWeightFile,
     TensorInfo,
     as_native,
     check_chunk_elems,
+    check_tensor_count,
     iter_slabs,
     loads_strict,
     native,
@@ -81,6 +84,16 @@ MAX_NAME_BYTES = 65535 - 4
 #: Slack for the deflate stream's own framing on tiny members.
 _DEFLATE_SLACK = 1024
 
+#: Why a member name is refused (zip-slip): ``unzip`` and Python's extractors would write such
+#: a member outside the folder they extract into, or, on Windows, take ``\`` as a separator.
+_UNSAFE_WHY = "no leading '/', no '..' component, no backslash"
+
+
+def _unsafe_member(name: str) -> bool:
+    """A name that is not a plain relative path once extracted (see `_UNSAFE_WHY`)."""
+    return name.startswith("/") or "\\" in name or ".." in name.split("/")
+
+
 _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; empty archive
 _ZIP_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 _STREAM_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error)
@@ -97,16 +110,21 @@ class _Member:
 class NpzFile(BaseWeightFile):
     """An ``.npz`` archive (``np.savez``, ``np.savez_compressed`` or varscale's writer)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self.path = Path(path)
         self.metadata = {}
         self._infos = {}
         self._members: dict[str, _Member] = {}
         self._zf: zipfile.ZipFile | None = None
+        self._max_tensors = max_tensors
+        # A FIFO or device is refused before it is opened; every later read goes through
+        # this one checked descriptor.
+        self._raw: io.BufferedReader | None = open_input(self.path)
         self._open_guarded(self._open, "not a readable npz file")
 
     def _open(self) -> None:
-        self._zf = zipfile.ZipFile(self.path)
+        assert self._raw is not None
+        self._zf = zipfile.ZipFile(self._raw)
         self._scan()
 
     def _fail(self, member: str, what: str) -> ReadError:
@@ -115,11 +133,15 @@ class NpzFile(BaseWeightFile):
     def _scan(self) -> None:
         assert self._zf is not None
         zinfos = [z for z in self._zf.infolist() if not z.is_dir()]
+        tensors = sum(1 for z in zinfos if z.filename != MANIFEST)
+        check_tensor_count(self.path, tensors, self._max_tensors, "array members")
         seen: set[str] = set()
         for z in zinfos:
             if z.filename in seen:
                 raise self._fail(z.filename, "appears twice in the archive")
             seen.add(z.filename)
+            if _unsafe_member(z.filename):
+                raise self._fail(z.filename, f"is not a relative path inside the archive ({_UNSAFE_WHY})")
         manifest = self._read_manifest(next((z for z in zinfos if z.filename == MANIFEST), None))
         logical = manifest.get("dtypes", {})
         for z in zinfos:
@@ -280,23 +302,29 @@ class NpzFile(BaseWeightFile):
                 "memory (save it with np.ascontiguousarray, or uncompressed)",
             )
         # Stored: map the member's bytes in place and copy C-order slabs out of the mapping.
-        with open(self.path, "rb") as raw:
-            raw.seek(member.zinfo.header_offset)
-            sig, name_len, extra_len = _ZIP_LOCAL_HEADER.unpack(raw.read(_ZIP_LOCAL_HEADER.size))
+        assert self._raw is not None
+        raw = self._raw
+        raw.seek(member.zinfo.header_offset)
+        sig, name_len, extra_len = _ZIP_LOCAL_HEADER.unpack(raw.read(_ZIP_LOCAL_HEADER.size))
         if sig != b"PK\x03\x04":
             raise zipfile.BadZipFile("bad local file header")
         offset = member.zinfo.header_offset + _ZIP_LOCAL_HEADER.size + name_len + extra_len
         mm = np.memmap(
-            self.path, dtype=member.stored, mode="r", offset=offset + member.header_len,
+            raw, dtype=member.stored, mode="r", offset=offset + member.header_len,
             shape=info.shape, order="F",
         )
         for slab in iter_slabs(lambda sel: np.array(mm[sel]), info.shape, chunk_elems):
             yield self._convert(slab, info)
 
     def close(self) -> None:
-        if self._zf is not None:
-            self._zf.close()
-            self._zf = None
+        try:
+            if self._zf is not None:
+                self._zf.close()
+                self._zf = None
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -318,7 +346,8 @@ _END_OVERHEAD = 56 + 20 + 22
 def stored_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype an item is stored as: bfloat16 as its uint16 bit pattern, the float8 types as
     their uint8 bit patterns, others as is."""
-    if dtype == LOGICAL_DTYPES["bfloat16"]:
+    # By name: comparing with the bfloat16 dtype would import ml_dtypes for every run.
+    if dtype.name == "bfloat16":
         return np.dtype("<u2")
     if dtype.name in LOGICAL_DTYPES:
         return np.dtype("|u1")
@@ -397,13 +426,19 @@ def byte_layout(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> Byte
 
 
 def check(items: Sequence[WriteItem], names: set[str]) -> None:
-    """Refuse the manifest's name, over-long member names, and names np.load would confuse."""
+    """Refuse the manifest's name, unsafe or over-long member names, and names np.load would
+    confuse."""
     if MANIFEST_NAME in names:
         raise SpecError(
             f"tensor name '{MANIFEST_NAME}' is reserved for the npz dtype manifest; "
             "rename the tensor"
         )
     for item in items:
+        if _unsafe_member(item.name):
+            raise SpecError(
+                f"tensor name {item.name!r} cannot be an npz member: it would be extracted "
+                f"outside the archive's folder ({_UNSAFE_WHY}); rename the tensor"
+            )
         if len(item.name.encode("utf-8")) > MAX_NAME_BYTES:
             raise SpecError(f"tensor name '{item.name[:40]}...' is too long for a zip member")
         # np.load maps both 'x' and 'x.npy' to member 'x.npy', so a tensor named 'x.npy' next

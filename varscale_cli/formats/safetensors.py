@@ -22,10 +22,12 @@ The ``safetensors`` package is not used for writing: it needs every tensor in me
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
@@ -36,12 +38,15 @@ import numpy as np
 
 from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError, SpecError
+from ..inputs import open_input
 from .base import (
     DEFAULT_CHUNK_ELEMS,
     MAX_JSON_BYTES,
+    MAX_TENSORS,
     BaseWeightFile,
     TensorInfo,
     check_chunk_elems,
+    check_tensor_count,
     loads_strict,
     native,
     one_line,
@@ -88,16 +93,16 @@ DTYPE_CODES: dict[str, tuple[int, str | None]] = {
 }
 
 
-def _file_dtype(name: str) -> np.dtype:
+@functools.cache
+def file_dtype(code: str) -> np.dtype | None:
+    """The little-endian numpy dtype a dtype code is read as (None: varscale cannot read it);
+    looked up when a file holds the code, so ml_dtypes is imported only for files with
+    bfloat16 or float8 tensors."""
+    name = DTYPE_CODES[code][1]
+    if name is None:
+        return None
     # safetensors stores little-endian; ml_dtypes types have no byte order.
     return numpy_dtype(name) if name in ML_DTYPES else np.dtype(name).newbyteorder("<")
-
-
-#: dtype code -> (bits per element, the little-endian numpy dtype it is read as, or None).
-DTYPES: dict[str, tuple[int, np.dtype | None]] = {
-    code: (bits, None if name is None else _file_dtype(name))
-    for code, (bits, name) in DTYPE_CODES.items()
-}
 
 #: dtype name -> (its code, its rank in the reference enum), for the dtypes varscale writes.
 _WRITE_CODES: dict[str, tuple[str, int]] = {
@@ -105,6 +110,26 @@ _WRITE_CODES: dict[str, tuple[str, int]] = {
     for rank, (code, (_, name)) in enumerate(DTYPE_CODES.items())
     if name in WRITABLE_DTYPES
 }
+
+
+#: A JSON string literal (the unrolled form of ``"(?:[^"\\]|\\.)*"``, linear in its length),
+#: or a ``{`` outside of one (group 1).
+_STRING_OR_BRACE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(\{)')
+
+
+def _objects(raw: bytes, enough: int) -> int:
+    """How many JSON objects the header text holds, counted before json builds one dict each.
+
+    Every tensor entry is an object, and so are ``__metadata__`` and the header itself. A ``{``
+    byte outside a string literal opens an object, and JSON escapes cannot spell one, so the
+    count of ``{`` bytes is an upper bound (one pass in C); only when it is over ``enough``
+    (string values such as provenance JSON hold braces too) are the braces outside string
+    literals counted exactly, one match at a time (no copy of the header).
+    """
+    upper = raw.count(b"{")
+    if upper <= enough:
+        return upper
+    return sum(1 for m in _STRING_OR_BRACE.finditer(raw) if m.lastindex)
 
 
 def _is_uint(value: Any) -> bool:
@@ -118,16 +143,15 @@ class SafetensorsFile(BaseWeightFile):
 
     """One ``.safetensors`` file, header validated on open, values read in chunks."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self.path = Path(path)
         self.metadata = {}
         self._infos = {}
+        self._max_tensors = max_tensors
         self._spans: dict[str, tuple[int, int]] = {}
         self._codes: dict[str, str] = {}
-        try:
-            self._f: io.BufferedReader | None = open(self.path, "rb")  # closed by close()
-        except OSError as exc:
-            raise ReadError(f"'{self.path}': cannot open: {one_line(exc.strerror or str(exc))}") from None
+        # closed by close(); a FIFO or device is refused before it is opened
+        self._f: io.BufferedReader | None = open_input(self.path)
         self._open_guarded(self._parse, "invalid safetensors file")
 
     def _fail(self, what: str) -> ReadError:
@@ -152,6 +176,13 @@ class SafetensorsFile(BaseWeightFile):
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self._fail(f"InvalidHeader: the header is not UTF-8 (byte {exc.start})") from None
+        # The header object itself and __metadata__ are objects too (an escaped spelling of
+        # the key only makes this count one higher than the exact check after parsing).
+        others = 1 + (b'"__metadata__"' in raw)
+        check_tensor_count(
+            self.path, _objects(raw, self._max_tensors + others) - others, self._max_tensors,
+            "entries in its header",
+        )
         try:
             header = loads_strict(text)
         except (ValueError, RecursionError) as exc:
@@ -159,6 +190,7 @@ class SafetensorsFile(BaseWeightFile):
         if not isinstance(header, dict):
             raise self._fail("InvalidHeaderDeserialization: the header is not a JSON object")
         self.metadata = self._parse_metadata(header.pop(METADATA_KEY, None))
+        check_tensor_count(self.path, len(header), self._max_tensors)
         entries = [self._parse_entry(name, info) for name, info in header.items()]
         # The reference sorts by data_offsets, then requires them to tile the buffer exactly.
         entries.sort(key=lambda e: (e[3], e[4]))
@@ -169,7 +201,7 @@ class SafetensorsFile(BaseWeightFile):
                     f"InvalidOffset: invalid offset for tensor {name!r}: data_offsets "
                     f"[{begin}, {end}], expected a span starting at {start}"
                 )
-            bits = DTYPES[code][0]
+            bits = DTYPE_CODES[code][0]
             nbits = math.prod(shape) * bits
             if nbits >= _USIZE_LIMIT * 8:
                 raise self._fail(f"ValidationOverflow: tensor {name!r} shape {list(shape)} overflows")
@@ -190,7 +222,7 @@ class SafetensorsFile(BaseWeightFile):
                 f"{8 + n + start}, the file has {size})"
             )
         for name, code, shape, begin, end in entries:
-            dtype = DTYPES[code][1]
+            dtype = file_dtype(code)
             if dtype is None:
                 raise ReadError(
                     f"'{self.path}': tensor {name!r} has the packed sub-byte dtype {code}, "
@@ -220,7 +252,7 @@ class SafetensorsFile(BaseWeightFile):
         if missing:
             raise self._fail(f"{bad} has no {', '.join(missing)}")
         code, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if not isinstance(code, str) or code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPE_CODES:
             raise self._fail(f"{bad} has an unknown dtype {code!r}")
         if not isinstance(shape, list) or not all(_is_uint(d) for d in shape):
             raise self._fail(f"{bad} has an invalid shape {one_line(json.dumps(shape), 80)}")
@@ -241,9 +273,9 @@ class SafetensorsFile(BaseWeightFile):
         info = self.info(name)
         check_chunk_elems(chunk_elems)
         offset, nbytes = self._spans[name]
-        file_dtype = DTYPES[self._codes[name]][1]
-        assert file_dtype is not None
-        itemsize = file_dtype.itemsize
+        stored = file_dtype(self._codes[name])
+        assert stored is not None
+        itemsize = stored.itemsize
         done = 0
         while done < nbytes:
             take = min(nbytes - done, chunk_elems * itemsize)
@@ -254,7 +286,7 @@ class SafetensorsFile(BaseWeightFile):
                     f"'{self.path}': tensor {name!r} is truncated: the file ended "
                     f"{nbytes - done - got} bytes early (it changed after it was opened)"
                 )
-            arr = np.frombuffer(buf, dtype=file_dtype)
+            arr = np.frombuffer(buf, dtype=stored)
             yield arr if arr.dtype == info.dtype else arr.astype(info.dtype)
             done += take
 

@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import SpecError
+from ..inputs import read_input
 from .clean import Cleaner
 from .messages import Ctx, show
 from .model import Spec
 from .parse import MAX_TENSORS, TooManyTensors, load_json, load_yaml
 from .resolve import resolve_plans
 from .schema_check import check_schema
+
+#: Largest spec file read: 100 MB, the safetensors header limit (MAX_HEADER_SIZE in
+#: huggingface/safetensors' tensor.rs). Every tensor of a spec is recorded in that header
+#: (its provenance, ~600 bytes, is longer than the spec's line for it), so a larger spec
+#: describes a file no safetensors reader would load.
+MAX_SPEC_BYTES = 100_000_000
 
 #: The two spellings a spec file can have.
 SpecFormat = Literal["yaml", "json"]
@@ -32,10 +39,8 @@ def load_spec(path: Path) -> Spec:
         UnsupportedDtype: a tensor's dtype is unknown or its initializer cannot produce it.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read the spec: {e.strerror or e}") from None
+    # A FIFO, device or directory (even behind a symlink) is refused before it is opened.
+    data = read_input(path, "spec", MAX_SPEC_BYTES, error=SpecError)
     try:
         # utf-8-sig: editors on Windows like to prepend a BOM, which json.loads refuses.
         text = data.decode("utf-8-sig")

@@ -149,8 +149,8 @@ def stored_bounds(dist: Distribution, dtype: np.dtype) -> tuple[float, float, fl
     his = [round_to(dist.loc + b_hi, dtype)]
     los = [round_to(dist.loc - b_lo, dtype)]
     if dtype.itemsize <= 4:
-        l32 = np.float32(dist.loc)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # a recorded bound beyond float32 becomes inf
+            l32 = np.float32(dist.loc)
             his.append(round_to(float(l32 + np.float32(b_hi)), dtype))
             los.append(round_to(float(l32 - np.float32(b_lo)), dtype))
     lo, hi = min(los), max(his)

@@ -21,7 +21,7 @@ from ..core.dtypes import is_float, name_of
 from ..errors import SpecError
 from ..formats.base import TensorInfo, WeightFile
 from .law import Law, round_to, stored_bounds, stored_law
-from .summary import KS_MAX, summarize
+from .summary import KS_MAX, Summary, summarize
 from .targets import Target
 from .tests import MIN_COUNT, STATISTIC_SYMBOLS, TESTS, StatTest, StatTestResult, run_tests
 
@@ -181,6 +181,12 @@ def _will_test(count: int, dtype: np.dtype, target: Target | None) -> bool:
     )
 
 
+def family_size(tensors: Iterable[tuple[int, np.dtype, Target | None]]) -> int:
+    """The Bonferroni family of a file whose tensors have these (count, dtype, target): every
+    test of every tensor that will be tested."""
+    return max(1, sum(_will_test(c, d, t) for c, d, t in tensors) * len(TESTS))
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
@@ -194,6 +200,7 @@ def check_tensor(
     *,
     n_tests: int = len(TESTS),
     alpha: float = DEFAULT_ALPHA,
+    summary: Callable[[float, float, int], Summary] | None = None,
 ) -> TensorReport:
     """Read one tensor once and judge it against ``target``.
 
@@ -206,6 +213,8 @@ def check_tensor(
         n_tests: size of the Bonferroni family this tensor's tests belong to; each test runs
             at level ``alpha / n_tests``.
         alpha: family-wise level.
+        summary: instead of reading ``chunks_factory``, the tensor's `Summary` for the
+            given (lo, hi, subsample size), taken elsewhere (generate's post-write check).
 
     Returns:
         The tensor's report; ``ok`` is False only for verdict ``fail``.
@@ -246,7 +255,11 @@ def check_tensor(
             tested = count >= MIN_COUNT and law.var > 0
             rep.test_level = alpha / n_tests if tested else None
 
-    s = summarize(chunks_factory(), count=count, lo=lo, hi=hi, sample_size=KS_MAX if tested else 0)
+    sample_size = KS_MAX if tested else 0
+    if summary is not None:
+        s = summary(lo, hi, sample_size)
+    else:
+        s = summarize(chunks_factory(), count=count, lo=lo, hi=hi, sample_size=sample_size)
     if s.n:
         rep.mean, rep.std, rep.min, rep.max = s.mean, s.std, s.min, s.max
         rep.kurtosis = s.kurtosis
@@ -334,8 +347,7 @@ def check_file(
     """
     _check_alpha(alpha)
     infos = wf.tensors()
-    n_tested = sum(_will_test(i.count, i.dtype, targets.get(i.name)) for i in infos)
-    family = max(1, n_tested * len(TESTS))
+    family = family_size((i.count, i.dtype, targets.get(i.name)) for i in infos)
 
     def one(info: TensorInfo) -> TensorReport:
         if progress is not None:

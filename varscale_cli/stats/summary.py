@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.dtypes import is_float
 from ..core.stream import compiled_kernels
+from ..core.stream.native import Kernels
 
 __all__ = ["KS_MAX", "SUBSAMPLE_SEED", "Summary", "subsample_positions", "summarize"]
 
@@ -82,6 +83,65 @@ class Summary:
         self.mean += d * nb / tot
         self.n += n
 
+    def combine(self, other: Summary) -> None:
+        """Fold in the counts and moments of the values that follow (``other.sample`` aside):
+        exactly what `add` of the same chunks would have given."""
+        self.count += other.count
+        self.nans += other.nans
+        self.infs += other.infs
+        self.zeros += other.zeros
+        self.below += other.below
+        self.above += other.above
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        self.merge(other.n, other.mean, other.m2, other.m3, other.m4)
+
+    def add(self, raw: np.ndarray, lo: float, hi: float, kernels: Kernels | None) -> None:
+        """Fold in one 1-D chunk (its finite values outside [lo, hi] count as below / above)."""
+        if raw.size == 0:
+            return
+        if kernels is not None and raw.dtype.isnative and is_float(raw.dtype) and raw.dtype.itemsize <= 4:
+            # float32, float16, bfloat16, float8: exact in float32, one fused C pass pair.
+            r = kernels.moments_f32(np.ascontiguousarray(raw, dtype=np.float32), lo, hi)
+            n_fin = int(r[0])
+            self.count += raw.size
+            self.nans += int(r[8])
+            self.infs += int(r[9])
+            if n_fin:
+                self.zeros += int(r[7])
+                self.below += int(r[10])
+                self.above += int(r[11])
+                self.min = min(self.min, float(r[5]))
+                self.max = max(self.max, float(r[6]))
+                self.merge(n_fin, float(r[1]), float(r[2]), float(r[3]), float(r[4]))
+            return
+        with np.errstate(all="ignore"):
+            x = raw.astype(np.float64)
+        total = float(x.sum())
+        if math.isfinite(total):  # a finite sum means every value is finite: skip the mask
+            fin = x
+        else:
+            mask = np.isfinite(x)
+            fin = x[mask]
+            nan = int(np.count_nonzero(np.isnan(x)))
+            self.nans += nan
+            self.infs += x.size - fin.size - nan
+            total = float(fin.sum())
+        self.count += x.size
+        if fin.size == 0:
+            return
+        self.zeros += int(np.count_nonzero(fin == 0.0))
+        if lo > -math.inf:
+            self.below += int(np.count_nonzero(fin < lo))
+        if hi < math.inf:
+            self.above += int(np.count_nonzero(fin > hi))
+        self.min = min(self.min, float(fin.min()))
+        self.max = max(self.max, float(fin.max()))
+        mean = total / fin.size
+        d = fin - mean
+        d2 = d * d
+        self.merge(fin.size, mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum()))
+
 
 def subsample_positions(count: int, size: int) -> np.ndarray:
     """One position per stratum of k = ceil(count / size) consecutive elements, at a
@@ -126,48 +186,6 @@ def summarize(
             i0, i1 = np.searchsorted(positions, (start, seen))
             if i1 > i0:
                 picked.append(raw[positions[i0:i1] - start].astype(np.float64))
-        if raw.size == 0:
-            continue
-        if kernels is not None and raw.dtype.isnative and is_float(raw.dtype) and raw.dtype.itemsize <= 4:
-            # float32, float16, bfloat16, float8: exact in float32, one fused C pass pair.
-            r = kernels.moments_f32(np.ascontiguousarray(raw, dtype=np.float32), lo, hi)
-            n_fin = int(r[0])
-            s.count += raw.size
-            s.nans += int(r[8])
-            s.infs += int(r[9])
-            if n_fin:
-                s.zeros += int(r[7])
-                s.below += int(r[10])
-                s.above += int(r[11])
-                s.min = min(s.min, float(r[5]))
-                s.max = max(s.max, float(r[6]))
-                s.merge(n_fin, float(r[1]), float(r[2]), float(r[3]), float(r[4]))
-            continue
-        with np.errstate(all="ignore"):
-            x = raw.astype(np.float64)
-        total = float(x.sum())
-        if math.isfinite(total):  # a finite sum means every value is finite: skip the mask
-            fin = x
-        else:
-            mask = np.isfinite(x)
-            fin = x[mask]
-            nan = int(np.count_nonzero(np.isnan(x)))
-            s.nans += nan
-            s.infs += x.size - fin.size - nan
-            total = float(fin.sum())
-        s.count += x.size
-        if fin.size == 0:
-            continue
-        s.zeros += int(np.count_nonzero(fin == 0.0))
-        if lo > -math.inf:
-            s.below += int(np.count_nonzero(fin < lo))
-        if hi < math.inf:
-            s.above += int(np.count_nonzero(fin > hi))
-        s.min = min(s.min, float(fin.min()))
-        s.max = max(s.max, float(fin.max()))
-        mean = total / fin.size
-        d = fin - mean
-        d2 = d * d
-        s.merge(fin.size, mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum()))
+        s.add(raw, lo, hi, kernels)
     s.sample = np.concatenate(picked) if picked else np.empty(0)
     return s

@@ -128,7 +128,7 @@ def targets_for_file(
             info.name: target_for(init, info.shape, info.dtype, layout=layout)
             for info in tensors
         }
-    return dict(targets_from_provenance(wf.metadata) or {})
+    return dict(targets_from_provenance(wf.metadata, str(wf.path)) or {})
 
 
 # --- provenance ------------------------------------------------------------------------------
@@ -143,8 +143,10 @@ def _dtype_from_name(name: str) -> np.dtype | None:
         return None
 
 
-def targets_from_provenance(metadata: Mapping[str, str]) -> dict[str, Target] | None:
+def targets_from_provenance(metadata: Mapping[str, str], where: str) -> dict[str, Target] | None:
     """Targets recorded by varscale's writers in a file's metadata (key ``varscale``).
+
+    ``where`` names the file in messages.
 
     Returns:
         name -> Target for every tensor the provenance lists, or None if the file carries
@@ -164,5 +166,5 @@ def targets_from_provenance(metadata: Mapping[str, str]) -> dict[str, Target] | 
             fan_out=r.fan_out,
             dtype=_dtype_from_name(r.dtype) if r.dtype is not None else None,
         )
-        for name, r in recorded_distributions(raw).items()
+        for name, r in recorded_distributions(raw, where).items()
     }

@@ -31,6 +31,13 @@ class Kernels(Protocol):
 
     def moments_f32(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray: ...
 
+    def fill32(
+        self, key: tuple[int, int], first: int, out: np.ndarray, kind: str, odtype: str,
+        xscale: np.float32, outscale: np.float32, bound: np.float32, loc: np.float32 | None,
+    ) -> None: ...
+
+    def round16(self, x: np.ndarray, out: np.ndarray, odtype: str) -> None: ...
+
 
 #: None: follow the environment; True / False: set by `native_path`.
 _forced: bool | None = None

@@ -24,6 +24,8 @@ import numpy as np
 from ..distributions import Distribution
 from ..dtypes import SAMPLED, numpy_dtype
 from ..rounding import SATURATING, below, round_to
+from .fused import fused_fill
+from .native import compiled_kernels
 from .philox import raw_bits32, raw_words, stream_key
 from .transforms import Scratch, transform_f32, transform_f64
 
@@ -74,6 +76,10 @@ class TensorSampler:
             value = self.dist.loc if limit is None else min(max(self.dist.loc, -limit), limit)
             out.fill(round_to(value, self.dtype))
             return out
+        kernels = None if self.wide else compiled_kernels()
+        if kernels is not None and fused_fill(kernels, self.dist, self.dtype, self._key, start, out):
+            self._clamp(out)  # the whole range in one GIL-free C call
+            return out
         scratch = scratch or Scratch(min(BLOCK, max(n, 1)))
         for lo in range(0, n, scratch.n):
             hi = min(n, lo + scratch.n)
@@ -93,6 +99,9 @@ class TensorSampler:
                 np.clip(dst, np.float32(-limit), np.float32(limit), out=dst)
             if dst is not out:
                 np.copyto(out, dst, casting="unsafe")  # round to nearest even: exact IEEE
+        self._clamp(out)
+
+    def _clamp(self, out: np.ndarray) -> None:
         if self.dist.kind == "uniform" and self.dist.loc != 0.0:
             # loc + v * half can round up to maxval itself (ties to even); the documented
             # interval is [minval, maxval), so clamp to the largest value of the stored dtype

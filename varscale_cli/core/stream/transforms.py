@@ -212,7 +212,7 @@ def ppnd16(q: np.ndarray, out: np.ndarray) -> np.ndarray:
 # --- one block of one law ----------------------------------------------------------------------
 
 
-def _general_truncation(dist: Distribution) -> bool:
+def general_truncation(dist: Distribution) -> bool:
     """A truncated normal other than the seeds' [-2, 2] (whose transform is pinned as it was)."""
     return dist.kind == "truncated_normal" and (dist.lower is not None or dist.cut != 2.0)
 
@@ -257,7 +257,7 @@ def transform_f32(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndar
     """out = ``dist`` from 32 bits per element, in float32: by the compiled kernels when they
     are loaded (`native.compiled_kernels`), else by numpy; the bytes are the same."""
     kernels = compiled_kernels()
-    if _general_truncation(dist):
+    if general_truncation(dist):
         _truncated_f32(kernels, dist, bits, s, out)
     elif kernels is not None:
         _compiled_f32(kernels, dist, bits.view(np.int32), out)
@@ -278,17 +278,25 @@ def transform_f32(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndar
         np.add(out, np.float32(dist.loc), out=out)
 
 
+def kernel_constants(dist: Distribution) -> tuple[np.float32, np.float32, np.float32]:
+    """The compiled kernels' float32 constants for ``dist``: (xscale, outscale, bound), the
+    numbers the numpy branch of `transform_f32` multiplies by (uniform: xscale is
+    ``scale * 2^-23``, the others unused)."""
+    if dist.kind == "uniform":
+        one = np.float32(1.0)
+        return np.float32(np.float32(dist.scale) * _F32_STEP), one, one
+    truncated = dist.kind == "truncated_normal"
+    xscale = np.float32(np.float32(co.ERF_SQRT2 if truncated else 1.0) * _F32_STEP)
+    return xscale, np.float32(co.SQRT2 * dist.scale), np.float32(dist.cut * dist.scale)
+
+
 def _compiled_f32(kernels: Kernels, dist: Distribution, bits: np.ndarray, out: np.ndarray) -> None:
     """The same values as the numpy branch of `transform_f32`, from fused loops."""
+    xscale, outscale, bound = kernel_constants(dist)
     if dist.kind == "uniform":
-        kernels.uniform_f32(bits, out, np.float32(np.float32(dist.scale) * _F32_STEP))
+        kernels.uniform_f32(bits, out, xscale)
     else:
-        truncated = dist.kind == "truncated_normal"
-        xscale = np.float32(np.float32(co.ERF_SQRT2 if truncated else 1.0) * _F32_STEP)
-        kernels.normal_f32(
-            bits, out, xscale, np.float32(co.SQRT2 * dist.scale),
-            np.float32(dist.cut * dist.scale), truncated,
-        )
+        kernels.normal_f32(bits, out, xscale, outscale, bound, dist.kind == "truncated_normal")
 
 
 def transform_f64(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndarray) -> None:
@@ -296,7 +304,7 @@ def transform_f64(dist: Distribution, bits: np.ndarray, s: Scratch, out: np.ndar
     symmetric_f64(bits, s, out)
     if dist.kind == "uniform":
         np.multiply(out, dist.scale, out=out)
-    elif _general_truncation(dist):
+    elif general_truncation(dist):
         # q = Phi(x) - 1/2 uniform on (erf(lower / sqrt 2) / 2, erf(cut / sqrt 2) / 2).
         centre, half = _erf_interval(dist.lower_cut, dist.cut)
         q = s.q
