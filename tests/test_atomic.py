@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from varscale_cli.engine.atomic import atomic_output, remove_stale_temps
+from varscale_cli.engine.atomic import atomic_output, check_output, remove_stale_temps
 from varscale_cli.engine.sizes import human_bytes
-from varscale_cli.errors import OutputError
+from varscale_cli.errors import OutputError, SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -274,3 +274,84 @@ def test_human_bytes() -> None:
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(5 * 2**30) == "5.0 GiB"
     assert human_bytes(2**62) == "4.0 EiB"
+
+
+# --- the output-path policy (check_output): what is refused even with --force ----------------
+
+
+def _special(kind: str, path: Path) -> Path:
+    """A FIFO, socket, character device (root only: a copy of /dev/null's numbers, made
+    inside the test folder, never the real one) or dangling symlink at ``path``."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        import socket
+
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    elif kind == "chardev":
+        try:
+            os.mknod(path, 0o600 | __import__("stat").S_IFCHR, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("making a device node needs root")
+    elif kind == "symlink":
+        path.symlink_to(path.with_name("target"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "needle"),
+    [
+        ("fifo", "is a named pipe (FIFO), not a regular file"),
+        ("socket", "is a socket, not a regular file"),
+        ("chardev", "is a character device, not a regular file"),
+        ("symlink", "is a symbolic link"),
+    ],
+)
+@pytest.mark.parametrize("force", [False, True])
+def test_a_special_file_or_link_is_refused_even_with_force(
+    tmp_path: Path, kind: str, needle: str, force: bool
+) -> None:
+    out = _special(kind, tmp_path / "w.safetensors")
+    before = os.lstat(out)
+    with pytest.raises(OutputError) as err:
+        with atomic_output(out, force=force, fsync=False) as tmp:
+            tmp.write_bytes(b"new")
+    assert str(err.value).startswith(f"'{out}' ") and needle in str(err.value)
+    after = os.lstat(out)
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert leftovers(tmp_path) == []
+    assert not (tmp_path / "target").exists()  # nothing written through the link
+
+
+def test_a_fifo_appearing_during_a_force_write_is_not_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "w.npz"
+    with pytest.raises(OutputError, match="named pipe"):
+        with atomic_output(out, force=True, fsync=False) as tmp:
+            tmp.write_bytes(b"new")
+            os.mkfifo(out)
+    assert (os.lstat(out).st_mode & 0o170000) == 0o010000
+    assert leftovers(tmp_path) == []
+
+
+def test_a_name_longer_than_the_file_system_allows_is_one_line(tmp_path: Path) -> None:
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    out = tmp_path / ("n" * (limit - len(".npz") + 1) + ".npz")
+    with pytest.raises(OutputError) as err:
+        check_output(out, force=True)
+    assert f"is {limit + 1} bytes, longer than the {limit} bytes the file system allows" in str(err.value)
+    check_output(tmp_path / ("n" * (limit - 4) + ".npz"), force=False)  # exactly the limit: fine
+
+
+def test_an_output_that_is_an_input_is_a_usage_error(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("x")
+    for same in (spec, tmp_path / "." / "s.yaml"):
+        with pytest.raises(SpecError, match="is the spec; give the output another path"):
+            check_output(same, force=True, avoid={"the spec": spec})
+    os.link(spec, tmp_path / "hard.yaml")  # another name for the same file
+    with pytest.raises(SpecError, match="is the spec"):
+        check_output(tmp_path / "hard.yaml", force=True, avoid={"the spec": spec})
+    check_output(tmp_path / "other.json", force=False, avoid={"the spec": spec, "none": None})
+    assert spec.read_text() == "x"

@@ -23,6 +23,7 @@ from varscale_cli.core.dtypes import DTYPES, numpy_dtype
 from varscale_cli.errors import InternalError, SpecError, UnsupportedDtype
 from varscale_cli.formats import REGISTRY, check_items, format_for, planned_size
 from varscale_cli.formats import safetensors as st_format
+from varscale_cli.formats.description import Format
 from varscale_cli.formats.hdf5 import flat_boxes
 from varscale_cli.formats.items import WriteItem
 
@@ -104,11 +105,26 @@ def common_arrays() -> dict[str, np.ndarray]:
         ("model.weights.h5", None, "hdf5"),
         ("w.hdf5", None, "hdf5"),
         ("w.bin", "npz", "npz"),
-        ("w.npz", "hdf5", "hdf5"),  # explicit wins over the suffix
+        ("w.npz", "npz", "npz"),  # explicit and suffix agree
     ],
 )
 def test_format_for(name: str, fmt: str | None, expected: str) -> None:
     assert format_for(Path(name), fmt) == expected
+
+
+@pytest.mark.parametrize("chosen", REGISTRY, ids=lambda f: f.name)
+def test_format_for_refuses_a_suffix_that_names_another_format(chosen: Format) -> None:
+    """Every suffix of every other format contradicts --format: the file would be published
+    under a name every reader takes for the other format."""
+    for other in REGISTRY:
+        if other is chosen:
+            continue
+        for suffix in other.suffixes:
+            with pytest.raises(SpecError) as err:
+                format_for(Path(f"o{suffix.upper()}"), chosen.name)
+            message = str(err.value)
+            assert f"--format {chosen.name}" in message and f"names {other.name}" in message
+            assert f"o{suffix.upper()}" in message
 
 
 def test_format_for_refuses_unknown_suffix_and_format() -> None:
@@ -260,6 +276,32 @@ def test_check_items_refuses_a_safetensors_header_over_100_mb(
     items = _items(*[(f"t{i}", np.float32) for i in range(3)])
     with pytest.raises(SpecError, match="over the 100 byte limit of the reference reader"):
         check_items("safetensors", items)
+
+
+def test_the_header_limit_counts_the_provenance_before_sampling(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The entries alone fit; with the real provenance in __metadata__ the header would not
+    (a 250,000-tensor spec published a 125 MB header the reference reader refuses)."""
+    from varscale_cli.engine.generate import provenance, write_file
+    from varscale_cli.engine.resolve import resolve
+    from varscale_cli.spec import parse_spec
+
+    spec = parse_spec(
+        "version: 1\nseed: 0\ntensors:\n" + "".join(f"  t{i}: {{shape: [8, 8]}}\n" for i in range(50))
+    )
+    tensors = resolve(spec, 0)
+    metadata = provenance(spec, 0, tensors).file_metadata()
+    items = [WriteItem(t.name, t.plan.shape, np.dtype(np.float32), lambda: iter(())) for t in tensors]
+    entries_only = st_format.header_length(items, {})
+    assert st_format.header_length(items, metadata) > 3 * entries_only  # provenance dominates
+    monkeypatch.setattr(st_format, "MAX_HEADER_SIZE", 2 * entries_only)
+    check_items("safetensors", items)  # the lower bound passes...
+    out = tmp_path / "w.safetensors"
+    with pytest.raises(SpecError, match=r"header would be [\d,]+ bytes \(tensor entries and the provenance"):
+        write_file(tensors, metadata, out, "safetensors", force=False, workers=1,
+                   on_chunk=lambda *_: pytest.fail("sampled before the header check"))
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("fmt", writers.FORMATS)

@@ -28,6 +28,7 @@ from ._console import progress as _phase
 from ._console import progress_bar as _progress
 from ._console import stderr_console as _stderr
 from ._console import stdout_console as _stdout
+from ._outputs import check_generate_outputs, check_plot_output, write_report
 from .explain import explain_cmd
 from .info import presets, schema, spec_cmd
 from .verify import verify_cmd
@@ -68,11 +69,12 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, help="Sampling threads (default: all cores).")
 @click.option("--no-check", is_flag=True, help="Skip the statistical check of what was written.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Save the check's JSON report here.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Save the check's JSON report here.")
 @click.option("--max-shard-size", "max_shard_size", help="Shard into OUTPUT (a folder) with at most this many tensor bytes each: 5GB (decimal), 5GiB (binary) or bytes.")
 @click.option("--num-shards", type=click.IntRange(1, 99999), help="Shard into this many balanced files in OUTPUT (a folder).")
 @click.option("--shard-index", type=click.IntRange(0, 99998), help="Write only this shard (0-based) of the plan, plus the index.")
 @click.option("--dask", "dask_address", metavar="SCHEDULER", help="Run the shards as tasks on this Dask scheduler (shared storage).")
+@click.option("--dask-timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS", help="How long to wait for the Dask scheduler to answer (default: dask's distributed.comm.timeouts.connect, 30 s).")
 @click.option("--no-fsync", is_flag=True, help="Skip the final fsync: still atomic for other processes, not durable across a power loss.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout: the plan or what was written, and the check (docs/json.md).")
 def generate(
@@ -90,6 +92,7 @@ def generate(
     num_shards: int | None,
     shard_index: int | None,
     dask_address: str | None,
+    dask_timeout: float | None,
     no_fsync: bool,
     as_json: bool,
 ) -> None:
@@ -120,14 +123,22 @@ def generate(
         for line in float8_warnings(tensors):
             _stderr().print(line, markup=False)
         sharded = max_shard_size is not None or num_shards is not None
-        if not sharded and (shard_index is not None or dask_address is not None):
-            raise SpecError("--shard-index and --dask need --max-shard-size or --num-shards")
+        if not sharded and (
+            shard_index is not None or dask_address is not None or dask_timeout is not None
+        ):
+            raise SpecError(
+                "--shard-index, --dask and --dask-timeout need --max-shard-size or --num-shards"
+            )
         if output is None and not dry_run:
             raise SpecError("missing -o/--output (or use --dry-run)")
         if spec.hf_config is not None and output is not None and not dry_run:
             # A Hugging Face folder: config.json beside the weights.
             weights = hf.weights_path(output, force=force)
             output = output if sharded else weights
+        if output is not None:
+            if not sharded:  # a suffix that contradicts --format is the clearer message
+                formats.format_for(output, fmt)
+            check_generate_outputs(spec_path, output, report_path, force=force, sharded=sharded)
         # Everything a run checks before its first byte, for the dry run too.
         job = None
         if sharded:
@@ -135,7 +146,7 @@ def generate(
                 spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
                 fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,
                 shard_index=shard_index, dask_address=dask_address, force=force,
-                workers=worker_count(workers), fsync=not no_fsync,
+                workers=worker_count(workers), fsync=not no_fsync, dask_timeout=dask_timeout,
             )
             job = shards.prepare_sharded(run)
         elif output is not None:
@@ -178,7 +189,7 @@ def generate(
                 )
             report = None
             if not no_check and shard_index is None:
-                report = _check_written(output, quiet, report_path, as_json)
+                report = _check_written(output, quiet, report_path, as_json, force=force)
             if as_json:
                 document(result.written, report)
             if report is not None and not report.ok:
@@ -202,7 +213,9 @@ def generate(
                 f"wrote {len(tensors)} tensors, {params:,} parameters, {human_bytes(total, DECIMAL)} "
                 f"to {output} in {seconds:.2f} s ({human_bytes(total / max(seconds, 1e-9), DECIMAL)}/s)"
             )
-        report = None if no_check else _check_written(output, quiet, report_path, as_json, recorded)
+        report = None if no_check else _check_written(
+            output, quiet, report_path, as_json, recorded, force=force
+        )
         if as_json:
             document([str(output)], report)
         if report is not None and not report.ok:
@@ -228,7 +241,7 @@ def _print_plan(tensors: list[ResolvedTensor], seed: int) -> None:
 
 def _check_written(
     path: Path, quiet: bool, report_path: Path | None, as_json: bool,
-    recorded: ChunkRecorder | None = None,
+    recorded: ChunkRecorder | None = None, *, force: bool = False,
 ) -> FileReport:
     """The statistical check of what was just written; a failure's table is shown (on stderr
     with ``--json``, whose stdout is the one document). Of the values as they were written
@@ -252,7 +265,7 @@ def _check_written(
             with _file_progress(quiet, "checking", wf) as advance:
                 report = stats.check_file(wf, targets, workers=_cores(), on_chunk=advance)
     if report_path is not None:
-        report_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+        write_report(report_path, report, force=force)
     if not report.ok:
         if as_json:
             from ..stats.render import summary_line
@@ -282,10 +295,11 @@ def _check_failed(path: Path) -> CheckFailed:
 @click.option("--init", "init_name", help="Target initializer for every tensor (a preset name).")
 @click.option("--layout", type=click.Choice(LAYOUTS), default=None, help="Fan convention for --init (default: the initializer's own, as in a spec: torch for torch.*, else keras).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write per-tensor histograms to this PNG.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write per-tensor histograms to this PNG.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=1e-3, show_default=True, help="Family-wise false-alarm rate for the whole file.")
 @max_tensors_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
 def stats_cmd(
     path: Path,
     spec_path: Path | None,
@@ -296,6 +310,7 @@ def stats_cmd(
     alpha: float,
     max_tensors: int,
     quiet: bool,
+    force: bool,
 ) -> None:
     """Check every tensor of FILE against its target distribution.
 
@@ -316,6 +331,8 @@ def stats_cmd(
     from ..formats import open_weights
 
     with _errors():
+        if plot_path is not None:
+            check_plot_output(plot_path, path, force=force)
         with open_weights(path, max_tensors=max_tensors) as wf:
             targets = stats.targets_for_file(wf, spec_path, init_name, layout)
             with _file_progress(quiet, "checking", wf) as advance:
@@ -324,7 +341,7 @@ def stats_cmd(
                 from ..stats.plot import plot_report
 
                 with _file_progress(quiet, "plotting", wf) as advance:
-                    plot_report(report, wf, plot_path, on_chunk=advance)
+                    plot_report(report, wf, plot_path, on_chunk=advance, force=force)
         _show_report(report, as_json)
         if not report.ok:
             raise CheckFailed("statistical check failed", reported=True)

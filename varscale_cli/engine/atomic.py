@@ -15,13 +15,14 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from ..errors import OutputError
+from ..errors import OutputError, SpecError
 from .sizes import human_bytes
 
 _TEMP_TAG = ".varscale-tmp-"
@@ -60,8 +61,7 @@ def atomic_output(
     """
     path = Path(path)
     parent = path.parent
-    _check_target(path, force)
-    _check_folder(parent)
+    check_output(path, force=force)
     remove_stale_temps(parent, path.name)
     _check_space(parent, planned_bytes)
     tmp = _create_temp(parent, path.name)
@@ -82,31 +82,6 @@ def atomic_output(
         raise
     finally:
         restore()
-
-
-def check_output(
-    path: Path, *, force: bool, planned_bytes: int = 0, new_folder: bool = False
-) -> None:
-    """Every refusal `atomic_output` can give before it creates a file, without creating one
-    (``--dry-run`` runs it, so a dry run refuses what the real run would).
-
-    With ``new_folder`` (a sharded run creates its folder), a folder that does not exist yet
-    is judged by its nearest existing ancestor: it must be a writable folder with the space.
-
-    Raises:
-        OutputError: as `atomic_output` before its temp file exists.
-    """
-    path = Path(path)
-    parent = path.parent
-    if parent.exists() or not new_folder:
-        _check_target(path, force)
-        _check_folder(parent)
-    else:
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise OutputError(f"cannot create '{path.parent}': '{parent}' is not a writable folder")
-    _check_space(parent, planned_bytes)
 
 
 def remove_stale_temps(folder: Path, name: str) -> list[Path]:
@@ -152,10 +127,128 @@ def _temp_prefix(name: str) -> str:
     return f".{name}{_TEMP_TAG}"
 
 
+# --- the output-path policy -----------------------------------------------------------------
+
+#: What a non-regular file is called in messages, by its ``stat.S_IFMT`` type.
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def check_output(
+    path: Path,
+    *,
+    force: bool,
+    planned_bytes: int = 0,
+    new_folder: bool = False,
+    avoid: Mapping[str, Path | None] | None = None,
+) -> None:
+    """The one output-path policy for every file varscale writes (weights, ``--report``,
+    ``--plot``), checked before any work starts and again by `atomic_output`.
+
+    Refused whatever ``force`` says: a path the same file as one of ``avoid`` (the spec, the
+    weights just written: exit 2, the command line contradicts itself); a name longer than
+    the file system allows; a symbolic link (replacing it would surprise whoever made it, and
+    writing through it would put the file somewhere the command line does not name); a
+    folder; anything else that is not a regular file (a device node, FIFO or socket: ``-o
+    /dev/null --force`` as root would otherwise replace the real device). Refused without
+    ``force``: an existing regular file. Also refused: a missing, non-folder or read-only
+    parent folder.
+
+    Every refusal `atomic_output` can give before it creates a file, without creating one
+    (``--dry-run`` runs it, so a dry run refuses what the real run would).
+
+    Args:
+        path: The output path.
+        force: Whether an existing regular file may be replaced.
+        planned_bytes: The expected file size, checked against the free space.
+        new_folder: The folder may not exist yet (a sharded run creates it): it is judged by
+            its nearest existing ancestor, which must be a writable folder with the space.
+        avoid: Paths ``path`` must not be (by what they are, e.g. ``{"the spec": spec}``);
+            None values are skipped.
+
+    Raises:
+        SpecError: ``path`` is one of ``avoid``.
+        OutputError: Any other refusal, one line naming ``path`` and the reason.
+    """
+    path = Path(path)
+    for what, other in (avoid or {}).items():
+        if other is not None and _same_file(path, Path(other)):
+            raise SpecError(f"'{path}' is {what}; give the output another path")
+    _check_name_length(path)
+    parent = path.parent
+    try:
+        if parent.exists() or not new_folder:
+            _check_target(path, force)
+            _check_folder(parent)
+        else:
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"cannot create '{path.parent}': '{parent}' is not a writable folder"
+                )
+    except OSError as exc:  # ELOOP, EACCES on a parent, ENAMETOOLONG for the whole path
+        raise OutputError(f"cannot write '{path}': {_reason(exc)}") from None
+    _check_space(parent, planned_bytes)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same path once resolved, or (both existing) the same inode: a hard link counts too."""
+    try:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of ``folder`` (or its nearest existing
+    ancestor) takes: ``pathconf(NAME_MAX)``, 255 on every common file system."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return int(os.pathconf(candidate, "PC_NAME_MAX"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return _NAME_MAX
+
+
+def _check_name_length(path: Path) -> None:
+    limit = _name_max(path.parent)
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise OutputError(
+                f"cannot write '{path}': the file name '{part[:40]}...' is {size} bytes, longer "
+                f"than the {limit} bytes the file system allows"
+            )
+
+
 def _check_target(path: Path, force: bool) -> None:
-    if path.is_dir():
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        return  # a parent is a file: _check_folder names it
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        raise OutputError(
+            f"'{path}' is a symbolic link; varscale neither writes through nor replaces one, "
+            "even with --force: give the real path or remove the link"
+        )
+    if stat.S_ISDIR(mode):
         raise OutputError(f"'{path}' is a folder; give a file name for the output")
-    if not force and (path.exists() or path.is_symlink()):
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise OutputError(
+            f"'{path}' is {kind}, not a regular file; varscale never replaces one, even with --force"
+        )
+    if not force:
         raise OutputError(f"'{path}' already exists; use --force to replace it")
 
 
@@ -201,6 +294,8 @@ def _create_temp(parent: Path, name: str) -> Path:
 
 def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
     if force:
+        # Checked again at the last moment: a FIFO or link that appeared meanwhile survives.
+        _check_target(path, force=True)
         os.replace(tmp, path)
         return
     # Without --force, a file that appeared at path while we wrote must survive: a hard link

@@ -84,7 +84,7 @@ def check_write(
     the output path, the folder, the free space); return the planned file size. ``--dry-run``
     runs exactly this. ``new_folder``: the folder may be missing (a sharded run creates it)."""
     items = write_items(tensors, None) if items is None else items
-    formats.check_items(fmt, items)
+    formats.check_items(fmt, items, metadata)  # the header limit counts the provenance
     planned = formats.planned_size(fmt, items, metadata)
     check_output(path, force=force, planned_bytes=planned, new_folder=new_folder)
     return planned

@@ -35,6 +35,7 @@ from ..provenance import Provenance, ShardRef
 from ..spec import Spec, parse_spec
 from . import shard_folder
 from .atomic import atomic_output
+from .dask_client import check_address, run_tasks
 from .generate import OnChunk, check_write, provenance, write_file, write_items
 from .resolve import ResolvedTensor, resolve
 from .sizes import Size, parse_size
@@ -217,6 +218,8 @@ class ShardedRun:
     force: bool
     workers: int
     fsync: bool
+    #: Seconds to wait for the Dask scheduler to answer; None: dask's own connect timeout.
+    dask_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,7 @@ def prepare_sharded(run: ShardedRun) -> ShardedJob:
             raise SpecError("--dask runs every shard; drop --shard-index")
         if importlib.util.find_spec("distributed") is None:
             raise VarscaleError("--dask needs dask.distributed: pip install 'varscale[dask]'")
+        check_address(run.dask_address)  # a usage error, in --dry-run too
     indices = tuple(range(plan.count)) if run.shard_index is None else (run.shard_index,)
     prov = provenance(run.spec, run.seed, tensors)
     for i in indices:
@@ -310,15 +314,17 @@ def generate_sharded(run: ShardedRun, progress: ProgressFactory) -> ShardedResul
     if run.output is None:
         raise SpecError("missing -o/--output (or use --dry-run)")
     plan, tensors = job.plan, run.tensors
-    run.output.mkdir(parents=True, exist_ok=True)
     if run.dask_address is not None:
+        # dask_run creates the folder once the scheduler has answered: a scheduler that is
+        # not there leaves nothing behind.
         written = dask_run(
             run.dask_address, run.spec_path.read_text(encoding="utf-8-sig"), str(run.spec_path),
             run.seed, None if job.size is None else job.size.bytes, run.num_shards,
-            run.output.resolve(), force=run.force, workers=run.workers,
+            run.output.resolve(), force=run.force, workers=run.workers, timeout=run.dask_timeout,
         )
         shard_folder.remove(job.remove)
         return ShardedResult(written, plan.count)
+    run.output.mkdir(parents=True, exist_ok=True)
     prov = provenance(run.spec, run.seed, tensors)
     chosen = [tensors[j] for i in job.indices for j in plan.groups[i]]
     written = []
@@ -353,22 +359,22 @@ def dask_run(
     *,
     force: bool,
     workers: int,
+    timeout: float | None = None,
 ) -> list[str]:
-    """Run every shard as a task on a Dask cluster writing to ``out_dir`` (shared storage)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise VarscaleError("--dask needs dask.distributed: pip install 'varscale[dask]'") from None
+    """Run every shard as a task on a Dask cluster writing to ``out_dir`` (shared storage);
+    ``out_dir`` is created once the scheduler has answered (within ``timeout`` seconds)."""
     spec, tensors, plan = _resolved_plan(spec_text, spec_name, seed, max_bytes, shards)
-    with Client(address) as client:
-        futures = [
-            client.submit(
-                _dask_task, spec_text, spec_name, seed, max_bytes, shards, i, str(out_dir),
-                force, workers, pure=False, key=f"varscale-shard-{i}-{spec.sha256[:12]}",
-            )
-            for i in range(plan.count)
-        ]
-        paths = client.gather(futures)
+    tasks = [
+        (
+            _dask_task,
+            (spec_text, spec_name, seed, max_bytes, shards, i, str(out_dir), force, workers),
+            f"varscale-shard-{i}-{spec.sha256[:12]}",
+        )
+        for i in range(plan.count)
+    ]
+    paths = run_tasks(
+        address, timeout, tasks, lambda: out_dir.mkdir(parents=True, exist_ok=True)
+    )
     write_index(plan, tensors, out_dir)
     return [str(p) for p in paths]
 

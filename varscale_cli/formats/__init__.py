@@ -93,11 +93,20 @@ def format_for(path: Path, fmt: str | None) -> str:
         One of :data:`FORMATS`.
 
     Raises:
-        SpecError: ``fmt`` is unknown, or it is None and the suffix names no format.
+        SpecError: ``fmt`` is unknown; it is None and the suffix names no format; or the
+            suffix names another format than ``fmt`` (the file would be published under a
+            name that every reader, ours included, takes for the other format).
     """
-    if fmt is not None:
-        return get(fmt).name
     found = SUFFIXES.get(Path(path).suffix.lower())
+    if fmt is not None:
+        chosen = get(fmt)
+        if found is not None and found is not chosen:
+            raise SpecError(
+                f"--format {chosen.name} contradicts the output name '{path}', whose suffix "
+                f"{Path(path).suffix} names {found.name}; drop --format or name the file "
+                f"*{chosen.suffixes[0]}"
+            )
+        return chosen.name
     if found is None:
         raise SpecError(
             f"cannot tell the format of '{path}' from its suffix; use --format "
@@ -106,12 +115,16 @@ def format_for(path: Path, fmt: str | None) -> str:
     return found.name
 
 
-def check_items(fmt: str, items: Sequence[WriteItem]) -> None:
+def check_items(
+    fmt: str, items: Sequence[WriteItem], metadata: Mapping[str, str] | None = None
+) -> None:
     """Refuse, before any sampling, every tensor that ``fmt`` cannot store as asked.
 
     Args:
         fmt: One of :data:`FORMATS`.
         items: The tensors to write.
+        metadata: The metadata map that will be written, for the checks that count it (the
+            safetensors header limit); None checks with an empty map (a lower bound).
 
     Raises:
         UnsupportedDtype: A dtype the format cannot store (the message names the tensor, the
@@ -136,6 +149,8 @@ def check_items(fmt: str, items: Sequence[WriteItem]) -> None:
                 f"{fmt} stores {join(spec.dtypes)}{instead}"
             )
     spec.check(items, seen)
+    if spec.check_header is not None:
+        spec.check_header(items, {} if metadata is None else metadata)
 
 
 def write(fmt: str, path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
@@ -154,8 +169,8 @@ def write(fmt: str, path: Path, items: Sequence[WriteItem], metadata: Mapping[st
         OutputError: A chunk iterator yielded the wrong dtype or number of bytes.
         OSError: The file could not be written (``atomic_output`` turns it into OutputError).
     """
-    check_items(fmt, items)
     check_metadata(metadata)
+    check_items(fmt, items, metadata)
     get(fmt).write(Path(path), items, metadata)
 
 

@@ -71,6 +71,9 @@ class Format:
         check: the format's own checks of names (``check(items, names)``), before sampling.
         layout: the header bytes and every tensor's byte range, or None if the format's
             library places the data itself.
+        check_header: the format's checks that need the metadata too
+            (``check_header(items, metadata)``; safetensors: the header size limit, which the
+            provenance counts towards), before sampling; None if it has none.
     """
 
     name: str
@@ -85,6 +88,7 @@ class Format:
     layout: Callable[[Items, Metadata], ByteLayout] | None = None
     sniff: Callable[[bytes], bool] | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
+    check_header: Callable[[Items, Metadata], None] | None = None
 
     @property
     def sniff_bytes(self) -> int:

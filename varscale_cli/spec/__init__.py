@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from .load import SpecFormat, load_spec, parse_spec
 from .model import Spec, TensorPlan
-from .resolve import MAX_DIM, MAX_ELEMENTS
+from .resolve import MAX_DIM, MAX_ELEMENTS, MAX_TENSORS
 from .schema_check import schema
 
 __all__ = [
     "MAX_DIM",
     "MAX_ELEMENTS",
+    "MAX_TENSORS",
     "Spec",
     "SpecFormat",
     "TensorPlan",

@@ -11,7 +11,7 @@ from ..inputs import read_input
 from .clean import Cleaner
 from .messages import Ctx, show
 from .model import Spec
-from .parse import load_json, load_yaml
+from .parse import MAX_TENSORS, TooManyTensors, load_json, load_yaml
 from .resolve import resolve_plans
 from .schema_check import check_schema
 
@@ -71,6 +71,22 @@ def parse_spec(text: str, *, path: Path | None = None, fmt: SpecFormat | None = 
 _KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
+def _check_count(raw: object, ctx: Ctx) -> None:
+    """Refuse a spec with more than MAX_TENSORS entries before the passes walk it."""
+    tensors = raw.get("tensors") if isinstance(raw, dict) else None
+    if isinstance(tensors, dict | list) and len(tensors) > MAX_TENSORS:
+        raise ctx.error(_too_many(len(tensors)), "tensors")
+
+
+def _too_many(count: int | None) -> str:
+    """``count`` tensors (None: parsing stopped once the limit was passed)."""
+    has = f"{count:,} tensors, more than" if count is not None else "more tensors than"
+    return (
+        f"the spec has {has} the limit of {MAX_TENSORS:,} (no output format can store more: "
+        'docs/spec.md, "Limits"); write the model as several files'
+    )
+
+
 def _parse(text: str, path: Path | None, fmt: str | None, sha256: str) -> Spec:
     path = Path(path) if path is not None else None
     ctx = Ctx(path)
@@ -78,12 +94,18 @@ def _parse(text: str, path: Path | None, fmt: str | None, sha256: str) -> Spec:
         fmt = "json" if path is not None and path.suffix.lower() == ".json" else "yaml"
     # Checked at run time too: callers without a type checker may pass any string.
     if fmt not in ("yaml", "json"):
-        raise ctx.error(f"unknown spec format {fmt!r}; allowed: json, yaml")
+        raise ctx.error(f"unknown spec format {show(fmt)}; allowed: json, yaml")
     text = text.removeprefix("\ufeff")  # a BOM (json.loads refuses it); the hash keeps it
     if not text.strip():
         raise ctx.error("the spec is empty")
     try:
         raw = load_json(text, ctx) if fmt == "json" else load_yaml(text, ctx)
+        _check_count(raw, ctx)
+    except TooManyTensors:
+        raise ctx.error(_too_many(None), "tensors") from None
+    except RecursionError:
+        raise ctx.error("the spec is nested too deeply") from None
+    try:
         doc = Cleaner(ctx, fmt == "yaml").clean(raw, [])
     except RecursionError:
         raise ctx.error("the spec is nested too deeply") from None

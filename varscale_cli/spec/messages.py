@@ -4,8 +4,6 @@ names the place in the document as a path such as ``tensors.dense/kernel.shape[1
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,29 +11,16 @@ from typing import Any
 
 import yaml
 
+from ..echo import closest_match, show
 from ..errors import SpecError
+
+__all__ = ["Ctx", "closest", "one_line", "render_path", "show", "show_limit", "yaml_pos"]
 
 
 def one_line(text: str) -> str:
     """``text`` on one line. PyYAML's and deserialize's messages may span lines; the values we
     quote are repr()-escaped and hold no raw line breaks, so joining loses nothing."""
     return re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """A short one-line rendering of a value as the user wrote it (JSON spelling)."""
-    if isinstance(value, str):
-        text = repr(value)
-    elif isinstance(value, bool) or value is None:
-        text = json.dumps(value)
-    elif isinstance(value, int | float):
-        text = repr(value)
-    else:
-        try:
-            text = json.dumps(value, separators=(", ", ": "), allow_nan=True)
-        except (TypeError, ValueError):
-            text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def show_limit(n: int) -> str:
@@ -57,14 +42,14 @@ def render_path(parts: Iterable[Any]) -> str:
         elif p and p.isprintable() and not re.search(r"[\s.\[\]'\"]", p):
             out += f".{p}" if out else p
         else:
-            out += f"[{p!r}]"
+            out += f"[{show(p)}]"
     return out
 
 
 def closest(word: Any, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""`` if none is close."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest_match(word, list(choices))
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 class Ctx:

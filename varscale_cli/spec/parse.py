@@ -36,12 +36,38 @@ class Trap:
     problem: str
 
 
+class TooManyTensors(Exception):
+    """Raised mid-parse once more than `max_entries` tensor entries were seen."""
+
+
+#: The most tensors a spec may produce (after split expansion). Every output format stores
+#: each tensor's provenance in one JSON text that readers cap at 100 MB (`formats.base.
+#: MAX_JSON_BYTES`: the reference safetensors reader's header limit, which the npz manifest
+#: shares), and safetensors adds the tensor's own header entry: the smallest tensor there is
+#: (a 2-character name, shape [1], zeros) costs 398 header bytes, so no safetensors file
+#: holds more than 100e6 / 398 = 251,256 tensors. Rounded down to 250,000, this is checked
+#: while parsing (mappings with a ``shape`` key are tensor entries), so a million-tensor spec is refused in the time it takes to read it.
+MAX_TENSORS = 250_000
+
+
 class _SpecLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader (no arbitrary objects) that rejects duplicate keys.
 
     The pure-Python loader, not CSafeLoader: the C parser's messages differ in places, and spec
     files are small, so we pick identical messages everywhere over speed.
     """
+
+    entries = 0
+
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        # Counted while composing, so a million-tensor file stops a quarter of the way in
+        # instead of building the whole node tree first.
+        node = super().compose_mapping_node(anchor)
+        if any(isinstance(k, yaml.ScalarNode) and k.value == "shape" for k, _ in node.value):
+            self.entries += 1
+            if self.entries > MAX_TENSORS:
+                raise TooManyTensors
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -71,7 +97,7 @@ def _construct_bool(loader: _SpecLoader, node: yaml.ScalarNode) -> bool | Trap:
     return Trap(
         value,
         node.start_mark,
-        f"unquoted {text!r} is read as the boolean {json.dumps(value)} by YAML 1.1; "
+        f"unquoted {show(text)} is read as the boolean {json.dumps(value)} by YAML 1.1; "
         "quote it, or write true/false where a boolean is meant",
     )
 
@@ -81,7 +107,7 @@ def _base60(text: str, value: float, node: yaml.ScalarNode) -> Trap:
     return Trap(
         value,
         node.start_mark,
-        f"{text!r} is read as the base-60 number {value} by YAML 1.1; quote it",
+        f"{show(text)} is read as the base-60 number {value} by YAML 1.1; quote it",
     )
 
 
@@ -95,7 +121,7 @@ def _construct_int(loader: _SpecLoader, node: yaml.ScalarNode) -> int | Trap:
         return Trap(
             value,
             node.start_mark,
-            f"{text!r} is read as the octal number {value} by YAML 1.1; "
+            f"{show(text)} is read as the octal number {value} by YAML 1.1; "
             "drop the leading zero, or quote it",
         )
     return value
@@ -149,6 +175,20 @@ class NonFinite:
     text: str
 
 
+class _Pairs:
+    """The JSON object hook, counting tensor entries (objects with a ``shape`` key)."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if any(k == "shape" for k, _ in pairs):
+            self.entries += 1
+            if self.entries > MAX_TENSORS:
+                raise TooManyTensors
+        return _json_pairs(pairs)
+
+
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
@@ -170,7 +210,7 @@ def load_json(text: str, ctx: Ctx) -> Any:
         # The hooks turn what json would silently accept (repeated keys: last wins; NaN,
         # Infinity, 1e400 -> inf) into markers that the clean pass reports with their path.
         return json.loads(
-            text, object_pairs_hook=_json_pairs, parse_constant=NonFinite, parse_float=_json_float
+            text, object_pairs_hook=_Pairs(), parse_constant=NonFinite, parse_float=_json_float
         )
     except json.JSONDecodeError as e:
         raise ctx.error(f"invalid JSON: {e.msg}", pos=(e.lineno, e.colno)) from None

@@ -11,18 +11,21 @@ import math
 from typing import Any, NamedTuple
 
 from ..core import dtypes
+from ..core.fit import law_problem
 from ..core.initializers import Initializer, deserialize
 from ..errors import UnsupportedDtype
 from ..formats import RESERVED_NAMES
 from . import links
 from .messages import Ctx, closest, render_path, show, show_limit
 from .model import TensorPlan
+from .parse import MAX_TENSORS
 
 #: "Absurd" sizes: past these a spec is a typo, not a model. 2**40 per dim (the maximum of
 #: ``$defs.dim`` in spec_schema.json) and 2**48 elements (the 48-bit practical limit of
 #: safetensors offsets; 1 PiB of float32) per tensor.
 MAX_DIM = 2**40
 MAX_ELEMENTS = 2**48
+
 
 #: The spellings a spec's ``dtype`` accepts -> canonical name: what the random stream samples
 #: (with their aliases), plus the complex dtypes where the initializer says it can produce them.
@@ -71,12 +74,12 @@ def _check_name(name: str, ctx: Ctx, what: str = "tensor name") -> None:
     if not name:
         raise ctx.error(f"{what} must not be empty")
     if name.startswith("/") or name.endswith("/"):
-        raise ctx.error(f"{what} {name!r} must not start or end with '/'")
+        raise ctx.error(f"{what} {show(name)} must not start or end with '/'")
     if "//" in name:
-        raise ctx.error(f"{what} {name!r} must not contain '//'")
+        raise ctx.error(f"{what} {show(name)} must not contain '//'")
     if name in RESERVED_NAMES:
         raise ctx.error(
-            f"{what} {name!r} is reserved (output formats keep their metadata under it); "
+            f"{what} {show(name)} is reserved (output formats keep their metadata under it); "
             f"reserved: {', '.join(RESERVED_NAMES)}"
         )
 
@@ -151,7 +154,7 @@ class _Resolver:
                 # A tensor's unknown dtype is reported with its initializer (see plans());
                 # a rule's or the defaults' must not wait for a tensor to use it.
                 raise self.ctx.error(
-                    f"dtype {value!r} is not a known dtype; allowed: {', '.join(KNOWN_DTYPES)}"
+                    f"dtype {show(value)} is not a known dtype; allowed: {', '.join(KNOWN_DTYPES)}"
                     f"{closest(value, _SPEC_DTYPES)}",
                     where,
                     cls=UnsupportedDtype,
@@ -161,7 +164,7 @@ class _Resolver:
     def plans(self, name: str, entry: dict[str, Any], origin: str) -> list[tuple[TensorPlan, str]]:
         """The plans of one tensor entry (several if it is split), each with its origin."""
         ctx = self.ctx
-        where = f"tensor {name!r}"
+        where = f"tensor {show(name)}"
         own = self.level(entry, where, tensor=True)
         levels = [("tensor", own)]
         levels += [(w, vals) for pat, w, vals in self.rules if fnmatch.fnmatchcase(name, pat)]
@@ -185,7 +188,7 @@ class _Resolver:
             allowed = [d for d in KNOWN_DTYPES if init.supports_dtype(d)]
             hint = closest(dtype_raw, _SPEC_DTYPES) if dtype is None else ""
             raise ctx.error(
-                f"dtype {dtype_raw!r} cannot be produced by initializer {_label(init)!r}; "
+                f"dtype {show(dtype_raw)} cannot be produced by initializer {show(_label(init))}; "
                 f"allowed: {', '.join(allowed)}{hint}",
                 where,
                 cls=UnsupportedDtype,
@@ -206,9 +209,14 @@ class _Resolver:
                     where,
                 )
         try:
-            init.fans(full, layout, in_axis, out_axis, batch_axis or None)
+            fans = init.fans(full, layout, in_axis, out_axis, batch_axis or None)
         except ValueError as e:
             raise ctx.error(str(e), where) from None
+        # Values the dtype cannot hold (a float16 constant of 1e308, uniform bounds past
+        # float32's range) are spec errors now, not inf in a published file later.
+        problem = law_problem(init.distribution(*fans), dtype)
+        if problem is not None:
+            raise ctx.error(f"initializer {show(_label(init))}: {problem}", where)
         # The fans accepted the axes, so they are in range: store them non-negative, so that
         # -1 and rank-1 compare equal when partitions of one stream are checked against each other.
         rank = len(full)
@@ -313,7 +321,7 @@ class _Resolver:
                         shape,
                         offset,
                         extra,
-                        f"the split of {name!r}",
+                        f"the split of {show(name)}",
                     )
                 )
             return out
@@ -330,9 +338,9 @@ def _check_streams(plans: list[TensorPlan], ctx: Ctx) -> None:
         owner = by_name.get(p.stream)
         if owner is not None and owner.stream != owner.name:
             raise ctx.error(
-                f"partition of {p.stream!r}, which is itself a slice of {owner.stream!r}; "
-                f"point `of` at {owner.stream!r}",
-                f"tensor {p.name!r}",
+                f"partition of {show(p.stream)}, which is itself a slice of {show(owner.stream)}; "
+                f"point `of` at {show(owner.stream)}",
+                f"tensor {show(p.name)}",
             )
         # Compare against the full tensor itself when the spec has it, else the first slice.
         ref = reference.setdefault(p.stream, owner or p)
@@ -354,9 +362,9 @@ def _check_streams(plans: list[TensorPlan], ctx: Ctx) -> None:
                 ref_what = "shape" if what == "full_shape" and ref is owner else what
                 raise ctx.error(
                     f"{what} {render(_plain(mine))} differs from {ref_what} "
-                    f"{render(_plain(theirs))} of tensor {ref.name!r}; tensors that share the "
-                    f"random stream {p.stream!r} must agree on it",
-                    f"tensor {p.name!r}",
+                    f"{render(_plain(theirs))} of tensor {show(ref.name)}; tensors that share the "
+                    f"random stream {show(p.stream)} must agree on it",
+                    f"tensor {show(p.name)}",
                 )
 
 
@@ -378,10 +386,15 @@ def resolve_plans(doc: dict[str, Any], ctx: Ctx) -> tuple[TensorPlan, ...]:
         for plan, porigin in resolver.plans(name, entry, origin):
             if plan.name in seen:
                 raise ctx.error(
-                    f"tensor name {plan.name!r} is defined twice ({seen[plan.name]} and {porigin})"
+                    f"tensor name {show(plan.name)} is defined twice ({seen[plan.name]} and {porigin})"
                 )
             seen[plan.name] = porigin
             plans.append(plan)
+            if len(plans) > MAX_TENSORS:
+                raise ctx.error(
+                    f"the spec makes more than {MAX_TENSORS:,} tensors (splits counted), the limit "
+                    "(docs/spec.md, \"Limits\"); write the model as several files"
+                )
     plans = links.bind_fans(plans, ctx)
     _check_streams(plans, ctx)
     return tuple(plans)

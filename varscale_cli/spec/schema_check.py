@@ -94,7 +94,7 @@ def check_schema(doc: dict[str, Any], ctx: Ctx) -> None:
             else None
         )
         if isinstance(name, str):
-            where += f" (tensor {name!r})"
+            where += f" (tensor {show(name)})"
     cls = UnsupportedDtype if path and path[-1] == "dtype" else SpecError
     raise ctx.error(_schema_message(err), where, cls=cls)
 
@@ -128,10 +128,10 @@ def _schema_message(err: jsonschema.ValidationError) -> str:
         node = err.schema if isinstance(err.schema, Mapping) else {}
         allowed = sorted(node.get("properties", {}))
         extra = next(k for k in inst if k not in allowed)
-        return f"unknown key {extra!r}{closest(extra, allowed)}; allowed: {', '.join(allowed)}"
+        return f"unknown key {show(extra)}{closest(extra, allowed)}; allowed: {', '.join(allowed)}"
     if v == "required":
         missing = next(k for k in arg if k not in inst)
-        return f"missing required key {missing!r}"
+        return f"missing required key {show(missing)}"
     if v == "type":
         types = " or ".join(repr(t) for t in ([arg] if isinstance(arg, str) else arg))
         return f"{show(inst)} is not of type {types}"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.distributions import Distribution, parse_kind
-from ..errors import OutputError, VarscaleError
+from ..errors import VarscaleError
 from ..formats.base import WeightFile
 from .report import FileReport, TensorReport
 
@@ -212,8 +212,12 @@ def plot_report(
     wf: WeightFile,
     png_path: str | Path,
     on_chunk: Callable[[str, int], None] | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
-    """Save the figure described in the module docstring as a PNG.
+    """Save the figure described in the module docstring as a PNG, atomically, under the
+    output-path policy (`varscale_cli.engine.atomic.check_output`): an existing file is
+    replaced only with ``force``, and never a link, folder or special file.
 
     Histograms read every plotted tensor again, chunk by chunk (``on_chunk`` hears of each:
     name, bytes); the target's expected density per bin is a CDF difference, exact for any
@@ -255,8 +259,9 @@ def plot_report(
         )
     elif report.path:
         fig.suptitle(str(report.path), fontsize=10)
-    try:
-        fig.savefig(png_path, dpi=100)
-    except OSError as exc:
-        raise OutputError(f"cannot write '{png_path}': {exc.strerror or exc}") from None
+    from ..engine.atomic import atomic_output
+
+    with atomic_output(Path(png_path), force=force, fsync=False) as tmp:
+        # format="png": the temp name has no suffix for matplotlib to go by.
+        fig.savefig(tmp, dpi=100, format="png")
     return Path(png_path)

@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ...echo import show_py
 from ..distributions import Distribution
 from ..dtypes import ALIASES, COMPLEX, SAMPLED, SAMPLED_ALIASES
 from ..fans import Axes, compute_fans
@@ -39,7 +40,7 @@ def canonical_dtype(dtype: object) -> str:
     if isinstance(name, str) and ALIASES.get(name) in COMPLEX:
         return ALIASES[name]
     raise ValueError(
-        f"Expected a floating point dtype, got {dtype!r}; "
+        f"Expected a floating point dtype, got {show_py(dtype)}; "
         f"allowed: {', '.join(SAMPLED)} (complex64, complex128 for variance_scaling)"
     )
 
@@ -85,7 +86,7 @@ def check_seed(seed: object) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
-        raise ValueError(f"`seed` must be None or an integer in [0, 2**63). Received: seed={seed!r}")
+        raise ValueError(f"`seed` must be None or an integer in [0, 2**63). Received: seed={show_py(seed)}")
     return int(seed)
 
 
@@ -277,5 +278,5 @@ def number(value: object, what: str) -> float:
     """``value`` as a float, or ValueError if it is not a finite real number."""
     f = finite_float(value)
     if f is None:
-        raise ValueError(f"`{what}` must be a finite number. Received: {what}={value!r}")
+        raise ValueError(f"`{what}` must be a finite number. Received: {what}={show_py(value)}")
     return f

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ...echo import show_py
 from .base import Initializer
 from .registry import get
 from .variance_scaling import VarianceScaling
@@ -83,18 +84,18 @@ def _keras_form(obj: dict[str, object]) -> Initializer:
         # serialize_keras_object sets registered_name only for register_keras_serializable
         # classes ("package>Name"); built-in initializers have None.
         raise ValueError(
-            f"Keras initializer {cls_name!r} is the custom registered class {registered!r}, "
+            f"Keras initializer {show_py(cls_name)} is the custom registered class {show_py(registered)}, "
             "whose code varscale cannot run; if it samples as a built-in one, write that "
             'class_name with "registered_name": null (e.g. "class_name": "VarianceScaling")'
         )
     if not isinstance(cls_name, str) or cls_name not in KERAS_CLASSES:
         raise ValueError(
-            f"unknown Keras initializer class {cls_name!r}; allowed: "
+            f"unknown Keras initializer class {show_py(cls_name)}; allowed: "
             f"{', '.join(sorted(_KERAS_CAMEL))} (or their snake_case names)"
         )
     raw = obj.get("config") or {}
     if not isinstance(raw, Mapping):
-        raise ValueError(f"a Keras initializer's config is a mapping, got {raw!r}")
+        raise ValueError(f"a Keras initializer's config is a mapping, got {show_py(raw)}")
     config = dict(raw)
     if "seed" in config:
         config["seed"] = _keras_seed(config["seed"])
@@ -123,18 +124,18 @@ def deserialize(obj: object) -> Initializer:
     if isinstance(obj, str):
         return get(obj)
     if not isinstance(obj, Mapping):
-        raise ValueError(f"an initializer is a name or a mapping, got {obj!r}")
+        raise ValueError(f"an initializer is a name or a mapping, got {show_py(obj)}")
     obj = dict(obj)
     if "class_name" in obj:
         return _keras_form(obj)
     if "name" in obj:
         name = obj.pop("name")
         if not isinstance(name, str):
-            raise ValueError(f"initializer name must be a string, got {name!r}")
+            raise ValueError(f"initializer name must be a string, got {show_py(name)}")
         return get(name, **obj)
     if set(obj) <= {"scale", "mode", "distribution", "seed", "dtype", "corrected"}:
         return VarianceScaling(**obj)  # a TF get_config() dict
     raise ValueError(
-        f"cannot tell which initializer {obj!r} is: give it a `name`, or paste a TF "
+        f"cannot tell which initializer {show_py(obj)} is: give it a `name`, or paste a TF "
         "get_config() or Keras serialize() dict"
     )

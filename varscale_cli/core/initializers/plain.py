@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+from ...echo import show_py
 from ..distributions import Distribution
 from . import truncated
 from .base import Config, DTypeSpec, Initializer, number
@@ -82,14 +83,14 @@ class RandomNormal(_Plain):
         self.mean = number(mean, "mean")
         self.stddev = number(stddev, "stddev")
         if self.stddev <= 0:
-            raise ValueError(f"`stddev` must be positive. Received: stddev={stddev!r}")
+            raise ValueError(f"`stddev` must be positive. Received: stddev={show_py(stddev)}")
         if residual_layers is not None and (
             isinstance(residual_layers, bool) or not isinstance(residual_layers, int)
             or residual_layers < 1
         ):
             raise ValueError(
                 "`residual_layers` must be a positive integer. "
-                f"Received: residual_layers={residual_layers!r}"
+                f"Received: residual_layers={show_py(residual_layers)}"
             )
         self.residual_layers = residual_layers
         self._seeded(seed, dtype)
@@ -153,7 +154,7 @@ class RandomUniform(_Plain):
         self.minval = number(minval, "minval")
         self.maxval = number(maxval, "maxval")
         if not self.maxval > self.minval:
-            raise ValueError(f"`maxval` must exceed `minval`. Received: {minval!r}, {maxval!r}")
+            raise ValueError(f"`maxval` must exceed `minval`. Received: {show_py(minval)}, {show_py(maxval)}")
         self._seeded(seed, dtype)
 
     def get_config(self) -> Config:

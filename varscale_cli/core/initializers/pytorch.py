@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+from ...echo import show_py
 from ..distributions import Distribution
 from .base import Config, DTypeSpec, Initializer, fan_n, finite_float
 
@@ -31,7 +32,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         if param is None:
             slope = 0.01
         elif isinstance(param, bool) or not isinstance(param, int | float):
-            raise ValueError(f"negative_slope {param!r} not a valid number")
+            raise ValueError(f"negative_slope {show_py(param)} not a valid number")
         else:
             slope = float(param)
         # slope * slope, not slope**2: ** is libm's pow, which is not correctly rounded (glibc
@@ -42,7 +43,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "selu":
         return 3.0 / 4.0  # PyTorch's empirical value (PR #50664); not LeCun's
     raise ValueError(
-        f"Unsupported nonlinearity {nonlinearity!r}; allowed: {', '.join(NONLINEARITIES)}"
+        f"Unsupported nonlinearity {show_py(nonlinearity)}; allowed: {', '.join(NONLINEARITIES)}"
     )
 
 
@@ -148,9 +149,9 @@ class TorchKaiming(_TorchBase):
     ) -> None:
         self._seeded(seed, dtype)
         if finite_float(a) is None:
-            raise ValueError(f"`a` must be a finite number. Received: a={a!r}")
+            raise ValueError(f"`a` must be a finite number. Received: a={show_py(a)}")
         if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
-            raise ValueError(f"Mode {mode!r} not supported, please use one of fan_in, fan_out")
+            raise ValueError(f"Mode {show_py(mode)} not supported, please use one of fan_in, fan_out")
         self.gain = calculate_gain(nonlinearity, a)
         self.a = float(a)
         self.mode = mode.lower()
@@ -185,7 +186,7 @@ class TorchXavier(_TorchBase):
         self._seeded(seed, dtype)
         value = finite_float(gain)
         if value is None or value <= 0:
-            raise ValueError(f"`gain` must be a positive number. Received: gain={gain!r}")
+            raise ValueError(f"`gain` must be a positive number. Received: gain={show_py(gain)}")
         self.gain = value
 
     def get_config(self) -> Config:

@@ -4,11 +4,11 @@ so `get` builds any of them from a name and parameters.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ...echo import closest_match, elide, show_py
 from .base import DTypeSpec, Initializer
 from .orthogonal import Orthogonal
 from .plain import Constant, Ones, RandomNormal, RandomUniform, TruncatedNormal, Zeros
@@ -99,24 +99,24 @@ def get(name: str, **params: object) -> Initializer:
         unknown = set(params) - {"seed", "dtype", "input_axes", "output_axes"}
         if unknown:
             raise ValueError(
-                f"preset {name!r} takes no parameters besides seed, dtype, input_axes and "
-                f"output_axes, got {', '.join(sorted(unknown))}; use variance_scaling to set "
-                "scale/mode/distribution"
+                f"preset {show_py(name)} takes no parameters besides seed, dtype, input_axes and "
+                f"output_axes, got {', '.join(elide(k) for k in sorted(unknown))}; use "
+                "variance_scaling to set scale/mode/distribution"
             )
         # params are only those (checked above), from user data; VarianceScaling validates
         # them and raises ValueError, so their static type stays `object` here.
         return PRESETS[canonical].build(**params, alias=name)  # type: ignore[arg-type]
     if canonical not in CLASSES:
-        close = difflib.get_close_matches(str(name), names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown initializer {name!r}{hint} (see `varscale presets`)")
+        close = closest_match(name, list(names()))
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise ValueError(f"unknown initializer {show_py(name)}{hint} (see `varscale presets`)")
     cls = CLASSES[canonical]
     # ``preset`` is set by `Preset.build`, never by a caller.
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "preset"}
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(
-            f"initializer {name!r} got unknown parameter(s) {', '.join(sorted(unknown))}; "
+            f"initializer {show_py(name)} got unknown parameter(s) {', '.join(elide(k) for k in sorted(unknown))}; "
             f"allowed: {', '.join(sorted(allowed))}"
         )
     return cls(**params)

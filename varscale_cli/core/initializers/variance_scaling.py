@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from ...echo import show_py
 from ..distributions import Distribution
 from ..fans import Axes, compute_keras_axes_fans, keras_axes
 from ..stream.coefficients import CTRUNC_STD_2, JAX_CTRUNC_STD_2, SQRT2
@@ -96,20 +97,20 @@ class VarianceScaling(Initializer):
     ) -> None:
         value = finite_float(scale)
         if value is None or value <= 0.0:
-            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={show_py(scale)}")
         if mode not in MODES:
             raise ValueError(
-                f"Invalid `mode` argument: {mode!r}. Please use one of {', '.join(MODES)}."
+                f"Invalid `mode` argument: {show_py(mode)}. Please use one of {', '.join(MODES)}."
             )
         dist = distribution.lower() if isinstance(distribution, str) else distribution
         if dist not in DISTRIBUTIONS:
             raise ValueError(
-                f"Invalid `distribution` argument: {distribution!r}. "
+                f"Invalid `distribution` argument: {show_py(distribution)}. "
                 f"Please use one of {', '.join(DISTRIBUTIONS)}."
             )
         if not isinstance(corrected, bool) and corrected not in CORRECTED_NAMES:
             raise ValueError(
-                f"`corrected` must be true, false or 'jax'. Received: {corrected!r}"
+                f"`corrected` must be true, false or 'jax'. Received: {show_py(corrected)}"
             )
         self.scale = value
         self.mode = mode
@@ -223,14 +224,14 @@ class ContribVarianceScaling(Initializer):
         dtype: DTypeSpec = "float32",
     ) -> None:
         if mode not in CONTRIB_MODES:
-            raise TypeError(f"Unknown mode {mode!r}; allowed: {', '.join(CONTRIB_MODES)}")
+            raise TypeError(f"Unknown mode {show_py(mode)}; allowed: {', '.join(CONTRIB_MODES)}")
         value = finite_float(factor)
         if value is None or value <= 0.0:
             # The contrib code divides by nothing to guard this; a non-positive factor can only
             # give NaN or zero weights, so refuse it like VarianceScaling refuses scale <= 0.
-            raise ValueError(f"`factor` must be a positive float. Received: factor={factor!r}")
+            raise ValueError(f"`factor` must be a positive float. Received: factor={show_py(factor)}")
         if not isinstance(uniform, bool):
-            raise ValueError(f"`uniform` must be true or false. Received: uniform={uniform!r}")
+            raise ValueError(f"`uniform` must be true or false. Received: uniform={show_py(uniform)}")
         self.factor = value
         self.mode = mode
         self.uniform = uniform
