@@ -214,9 +214,16 @@ class _Resolver:
             raise ctx.error(str(e), where) from None
         # Values the dtype cannot hold (a float16 constant of 1e308, uniform bounds past
         # float32's range) are spec errors now, not inf in a published file later.
-        problem = law_problem(init.distribution(*fans), dtype)
-        if problem is not None:
-            raise ctx.error(f"initializer {show(_label(init))}: {problem}", where)
+        # (An initializer that takes another tensor's fans, torch.default_bias, has no law until
+        # links.bind_fans binds them; its U(+-1/sqrt(fan_in)) fits every dtype.)
+        if init.fans_of(name) is None:
+            try:
+                law = init.law(*fans, dtype, shape=full, layout=layout)
+            except ValueError as e:  # e.g. an orthogonal matrix over its size limit
+                raise ctx.error(f"initializer: {e}", where) from None
+            problem = law_problem(law, dtype)
+            if problem is not None:
+                raise ctx.error(f"initializer {show(_label(init))}: {problem}", where)
         # The fans accepted the axes, so they are in range: store them non-negative, so that
         # -1 and rank-1 compare equal when partitions of one stream are checked against each other.
         rank = len(full)
