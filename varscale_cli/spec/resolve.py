@@ -216,7 +216,7 @@ class _Resolver:
         # float32's range) are spec errors now, not inf in a published file later.
         # (An initializer that takes another tensor's fans, torch.default_bias, has no law until
         # links.bind_fans binds them; its U(+-1/sqrt(fan_in)) fits every dtype.)
-        if init.fans_of(name) is None:
+        if not init.takes_fans:
             try:
                 law = init.law(*fans, dtype, shape=full, layout=layout)
             except ValueError as e:  # e.g. an orthogonal matrix over its size limit

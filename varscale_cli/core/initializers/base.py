@@ -169,6 +169,9 @@ class Initializer:
     def supports_dtype(self, dtype: str) -> bool:
         return dtype in SAMPLED or (self.complex_ok and dtype in COMPLEX)
 
+    #: The law comes from fans another tensor gives (`fans_of` / `bind_fans`), not its own.
+    takes_fans: ClassVar[bool] = False
+
     def fans_of(self, name: str) -> str | None:
         """The tensor whose fans this initializer uses instead of those of its own tensor
         ``name`` (None: its own). The spec resolver computes that tensor's fans and calls

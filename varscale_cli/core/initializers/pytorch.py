@@ -85,6 +85,8 @@ class TorchDefaultBias(_TorchBase):
     name = "torch.default_bias"
     uses_fans = False
 
+    takes_fans = True
+
     def __init__(
         self, weight: str | None = None, fan_in: int | None = None, seed: int | None = None,
         dtype: DTypeSpec = "float32",
