@@ -53,7 +53,7 @@ demo: install-demo
 	$(BIN)/varscale generate configs/gpt_block.yaml -o demo-output/gpt_block.safetensors --force
 	$(BIN)/varscale generate configs/convnet.yaml -o demo-output/convnet.h5 --force
 	$(BIN)/varscale generate configs/mlp.yaml -o demo-output/mlp.npz --force
-	$(BIN)/varscale stats demo-output/gpt_block.safetensors --plot demo-output/gpt_block.png
+	$(BIN)/varscale stats demo-output/gpt_block.safetensors --plot demo-output/gpt_block.png --force
 	$(BIN)/varscale verify demo-output/gpt_block.safetensors
 	$(BIN)/varscale verify demo-output/convnet.h5
 	$(BIN)/varscale generate configs/llama.yaml -o demo-output/llama --num-shards 8 --dry-run
