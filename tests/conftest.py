@@ -8,6 +8,7 @@ the run instead of skipping every compiled-path test and passing on the numpy pa
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,3 +25,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 "vskernels is not built (or does not load): the compiled-path tests would be "
                 "skipped; fix the build (pip install -e . prints the compiler's error)"
             )
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def transform_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on the numpy reference path and on the compiled C kernels (the bytes must
+    be the same on both); skipped on the compiled side when the extension is not built."""
+    from varscale_cli.core.stream import native_path
+
+    with native_path(request.param == "compiled") as kernels:
+        if request.param == "compiled" and kernels is None:
+            pytest.skip("the C extension is not built")
+        yield request.param
+
+
+@pytest.fixture(scope="module")
+def kernels() -> object:
+    """The compiled kernels (skipped when the extension is not built)."""
+    from varscale_cli.core.stream import native_path
+
+    with native_path(True) as k:
+        pass
+    if k is None:  # pragma: no cover - CI builds the extension (VARSCALE_REQUIRE_NATIVE)
+        pytest.skip("the C extension is not built")
+    return k

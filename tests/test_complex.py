@@ -118,13 +118,6 @@ GOLDEN = {
 GOLDEN_VS_C128 = "51e7bcb8eb78dd15f542404537e9a2f8511641da4960fbc116a55b1a5b42e7cd"
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def transform_path(request: pytest.FixtureRequest):
-    with stream.native_path(request.param == "compiled") as kernels:
-        if request.param == "compiled" and kernels is None:
-            pytest.skip("the C extension is not built")
-        yield request.param
-
 
 @pytest.mark.parametrize(("kind", "dtype"), sorted(GOLDEN))
 def test_golden_hashes(kind: str, dtype: str, transform_path: str) -> None:

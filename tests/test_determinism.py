@@ -22,7 +22,7 @@ from varscale_cli.cli import cli
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.core.initializers import get
 from varscale_cli.core.rounding import below, round_to
-from varscale_cli.core.stream import TensorSampler, native_path, sample
+from varscale_cli.core.stream import TensorSampler, sample
 
 SAMPLED = ("float16", "bfloat16", "float32", "float64")
 
@@ -31,14 +31,6 @@ def sha256_le(a: np.ndarray) -> str:
     a = np.ascontiguousarray(a)
     width = a.dtype.itemsize
     return hashlib.sha256(a.view(f"u{width}").astype(f"<u{width}").tobytes()).hexdigest()
-
-
-@pytest.fixture(params=[False, True], ids=["numpy", "native"])
-def path(request: pytest.FixtureRequest) -> bool:
-    with native_path(request.param) as kernels:
-        if request.param and kernels is None:
-            pytest.skip("the C extension is not built (tests/test_kernels.py fails in CI then)")
-        yield request.param
 
 
 # Halfway between bfloat16 1.0 and 1.0078125 is 1 + 2^-8; this value lies 9.3e-10 above it, so
@@ -91,7 +83,7 @@ CONSTANTS = {
 
 
 @pytest.mark.parametrize("dtype", SAMPLED)
-def test_constants_at_rounding_ties(dtype: str, path: bool) -> None:
+def test_constants_at_rounding_ties(dtype: str, transform_path: str) -> None:
     values = _tie_values(dtype)
     got = np.concatenate([
         sample(TensorSampler(Distribution("constant", 0.0, v), dtype, 0, "c"), (3,)) for v in values
@@ -121,7 +113,7 @@ UNIFORM_OFFSETS = {
 
 
 @pytest.mark.parametrize("dtype", SAMPLED)
-def test_uniform_offsets_and_their_clamp(dtype: str, path: bool) -> None:
+def test_uniform_offsets_and_their_clamp(dtype: str, transform_path: str) -> None:
     parts = []
     for k, law in enumerate(_offset_laws(dtype)):
         x = sample(TensorSampler(law, dtype, 11, f"u{k}"), (20_000,))
@@ -137,7 +129,7 @@ AWKWARD_SLOPE = 3.0331272607892745
 TORCH_AWKWARD_F64 = "50a9957c1827c4365fc4c0be21647654113564b7fb68e0dcbf9bd206bffd937c"
 
 
-def test_torch_gain_squares_the_slope_with_one_multiply(path: bool) -> None:
+def test_torch_gain_squares_the_slope_with_one_multiply(transform_path: str) -> None:
     init = get("torch.kaiming_normal", a=AWKWARD_SLOPE, dtype="float64", seed=3)
     fan_in = 64
     std = init.target_std(fan_in, 32)

@@ -78,13 +78,6 @@ GOLDEN_F8 = {
 }
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def transform_path(request: pytest.FixtureRequest):
-    with stream.native_path(request.param == "compiled") as kernels:
-        if request.param == "compiled" and kernels is None:
-            pytest.skip("the C extension is not built")
-        yield request.param
-
 
 @pytest.mark.parametrize(("kind", "dtype"), sorted(GOLDEN_F8))
 def test_golden_hashes(kind: str, dtype: str, transform_path: str) -> None:

@@ -24,14 +24,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 REFERENCE = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
 
-@pytest.fixture(scope="module")
-def kernels() -> Kernels:
-    with native_path(True) as k:
-        pass
-    if k is None:  # pragma: no cover - CI builds the extension (test_kernels.py)
-        pytest.skip("the C extension is not built")
-    return k
-
 
 def _boundaries(dtype: str) -> np.ndarray:
     """Every value of the 16-bit dtype, every midpoint between neighbours (the ties), and the

@@ -17,14 +17,6 @@ DTYPES = ("float32", "bfloat16", "float16", "float64")
 PARAMS = ((1.0, 0.0), (0.0123, 0.5), (3e-6, 0.0), (250.0, -1.0))
 
 
-@pytest.fixture(scope="module")
-def kernels() -> Kernels:
-    with native_path(True) as k:
-        pass
-    if k is None:  # pragma: no cover - CI builds the extension; see test_extension_is_built
-        pytest.skip("the C extension is not built")
-    return k
-
 
 def _fill(sampler: TensorSampler, compiled: bool, start: int, n: int) -> np.ndarray:
     with native_path(compiled):

@@ -80,16 +80,9 @@ GOLDEN = {
 }
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def qr_path(request: pytest.FixtureRequest):
-    with stream.native_path(request.param == "compiled") as kernels:
-        if request.param == "compiled" and kernels is None:
-            pytest.skip("the C extension is not built")
-        yield request.param
-
 
 @pytest.mark.parametrize("case", sorted(GOLDEN, key=str), ids=str)
-def test_golden_hashes(case: tuple, qr_path: str) -> None:
+def test_golden_hashes(case: tuple, transform_path: str) -> None:
     dtype, shape, layout, gain = case
     w = Orthogonal(gain, seed=0, dtype=dtype)(shape, stream="kernel", layout=layout)
     assert w.dtype.name == dtype and w.shape == shape

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import inspect
 import math
-from collections.abc import Iterator
 
 import ml_dtypes
 import mpmath
@@ -717,14 +716,6 @@ def sha256_le(a: np.ndarray) -> str:
     width = a.dtype.itemsize
     return hashlib.sha256(a.view(f"u{width}").astype(f"<u{width}").tobytes()).hexdigest()
 
-
-@pytest.fixture(params=["numpy", "compiled"])
-def transform_path(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The golden bytes hold on the numpy reference path and on the compiled C kernels."""
-    with stream.native_path(request.param == "compiled") as kernels:
-        if request.param == "compiled" and kernels is None:
-            pytest.skip("the C extension is not built")
-        yield request.param
 
 
 def test_golden_stream_id_and_key() -> None:

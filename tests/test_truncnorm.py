@@ -186,13 +186,6 @@ GOLDEN_BOUNDS = {
 }
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def transform_path(request: pytest.FixtureRequest):
-    with stream.native_path(request.param == "compiled") as kernels:
-        if request.param == "compiled" and kernels is None:
-            pytest.skip("the C extension is not built")
-        yield request.param
-
 
 @pytest.mark.parametrize(("bounds", "dtype"), sorted(GOLDEN_BOUNDS, key=str))
 def test_golden_hashes_of_other_bounds(bounds, dtype, transform_path) -> None:
