@@ -281,7 +281,8 @@ def test_human_bytes() -> None:
 
 def _special(kind: str, path: Path) -> Path:
     """A FIFO, socket, character device (root only: a copy of /dev/null's numbers, made
-    inside the test folder, never the real one) or dangling symlink at ``path``."""
+    inside the test folder, never the real one), dangling symlink (to ``target`` beside it)
+    or folder at ``path``."""
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "socket":
@@ -297,6 +298,8 @@ def _special(kind: str, path: Path) -> Path:
             pytest.skip("making a device node needs root")
     elif kind == "symlink":
         path.symlink_to(path.with_name("target"))
+    elif kind == "folder":
+        path.mkdir()
     return path
 
 

@@ -15,26 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+from test_atomic import _special
 from test_faults import HUGE_SPEC, SMALL_SPEC, _assert_one_error_line, _digest, _run, _temps, _write
-
-
-def _special(kind: str, path: Path) -> Path:
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "socket":
-        sock = socket.socket(socket.AF_UNIX)
-        sock.bind(str(path))
-        sock.close()
-    elif kind == "chardev":
-        try:
-            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
-        except PermissionError:
-            pytest.skip("making a device node needs root")
-    elif kind == "symlink":
-        path.symlink_to(path.with_name("elsewhere.bin"))
-    elif kind == "folder":
-        path.mkdir()
-    return path
 
 
 def _listing(folder: Path) -> list[str]:
@@ -68,7 +50,7 @@ def test_an_output_that_is_not_a_regular_file_is_refused_even_with_force(
     _assert_one_error_line(result, 1, f"'{target}'", needle)
     after = os.lstat(target)
     assert (after.st_mode, after.st_ino, after.st_rdev) == (before.st_mode, before.st_ino, before.st_rdev)
-    assert not (tmp_path / "elsewhere.bin").exists()
+    assert not (tmp_path / "target").exists()
     assert not (tmp_path / "w.npz").exists()
 
 
