@@ -13,8 +13,8 @@ compiler is present (``optional=True`` in setup.py); without it the numpy path r
 from __future__ import annotations
 
 import ctypes
-import math
 import importlib.util
+import math
 
 import numpy as np
 
