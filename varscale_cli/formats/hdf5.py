@@ -431,7 +431,7 @@ def _attrs_size(attrs: Mapping[str, str]) -> int:
     return total + (_DENSE_OVERHEAD if dense else 0)
 
 
-def check(items: Sequence[WriteItem], names: set[str]) -> None:
+def check(items: Sequence[WriteItem], names: set[str], metadata: Mapping[str, str]) -> None:
     """Refuse names that are no HDF5 path or collide as groups, and bad or reserved attrs."""
     for item in items:
         parts = item.name.split("/")

@@ -408,7 +408,7 @@ def byte_layout(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> Byte
     return ByteLayout(b"", tuple(spans))
 
 
-def check(items: Sequence[WriteItem], names: set[str]) -> None:
+def check(items: Sequence[WriteItem], names: set[str], metadata: Mapping[str, str]) -> None:
     """Refuse the manifest's name, unsafe or over-long member names, and names np.load would
     confuse."""
     if MANIFEST_NAME in names:

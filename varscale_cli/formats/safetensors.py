@@ -384,19 +384,16 @@ def _write_all(f: io.FileIO, data: bytes | memoryview) -> None:
         view = view[f.write(view) or 0 :]
 
 
-def check(items: Sequence[WriteItem], names: set[str]) -> None:
-    """Refuse the reserved metadata key as a tensor name."""
+def check(items: Sequence[WriteItem], names: set[str], metadata: Mapping[str, str]) -> None:
+    """Refuse the reserved metadata key as a tensor name, then a header over the reference
+    reader's limit, the metadata included: varscale's provenance holds a record per tensor
+    (~290 bytes each), so it can be most of the header (a 250,000-tensor file: 125 MB, of which
+    the entries alone are 38 MB)."""
     if METADATA_KEY in names:
         raise SpecError(
             f"tensor name '{METADATA_KEY}' is reserved for the safetensors metadata; "
             "rename the tensor"
         )
-
-
-def check_header(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
-    """Refuse a header over the reference reader's limit, the metadata included: varscale's
-    provenance holds a record per tensor (~290 bytes each), so it can be most of the header
-    (a 250,000-tensor file: 125 MB, of which the entries alone are 38 MB)."""
     size = header_length(items, metadata)
     if size > MAX_HEADER_SIZE:
         raise SpecError(
@@ -426,5 +423,4 @@ FORMAT = Format(
     planned_size=planned_size,
     check=check,
     layout=byte_layout,
-    check_header=check_header,
 )
