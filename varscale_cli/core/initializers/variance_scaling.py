@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ...echo import show_py
 from ..distributions import Distribution
-from ..fans import Axes, compute_keras_axes_fans, keras_axes
+from ..fans import compute_keras_axes_fans, keras_axes
 from ..stream.coefficients import CTRUNC_STD_2, JAX_CTRUNC_STD_2, SQRT2
 from . import truncated
 from .base import (
@@ -140,17 +140,10 @@ class VarianceScaling(Initializer):
                 config[key] = list(axes)
         return config
 
-    def fans(
-        self,
-        shape: Sequence[int],
-        layout: str | None = None,
-        in_axis: Axes = None,
-        out_axis: Axes = None,
-        batch_axis: Axes = None,
-    ) -> tuple[int, int]:
+    def _own_fans(self, shape: Sequence[int], axes_given: bool) -> tuple[int, int] | None:
         if self.input_axes is None or self.output_axes is None:
-            return super().fans(shape, layout, in_axis, out_axis, batch_axis)
-        if in_axis is not None or out_axis is not None or batch_axis:
+            return None
+        if axes_given:
             raise ValueError(
                 "the Keras input_axes/output_axes of the initializer already set the fans; "
                 "drop the tensor's in_axis/out_axis/batch_axis, or drop input_axes/output_axes"
