@@ -201,6 +201,10 @@ class ContribVarianceScaling(Initializer):
     = 1.2925, so the variance is 1.0059 ``factor / n``); with ``uniform=True`` limit
     ``sqrt(3 factor / n)``. ``partition_info`` is ignored: fans come from the shape passed.
 
+    Recipes from its documentation: He et al. "Delving Deep into Rectifiers" is the default
+    (2.0, FAN_IN, normal); Caffe is (1.0, FAN_IN, uniform); Glorot & Bengio is
+    (1.0, FAN_AVG, uniform); ``xavier_initializer`` is (1.0, FAN_AVG, uniform or normal).
+
     Raises:
         TypeError: unknown mode (at creation, as the documentation says).
         ValueError: non-floating dtype (at creation).
@@ -252,17 +256,6 @@ class ContribVarianceScaling(Initializer):
         return super()._region(shape, None)
 
 
-def variance_scaling_initializer(
-    factor: float = 2.0,
-    mode: str = "FAN_IN",
-    uniform: bool = False,
-    seed: int | None = None,
-    dtype: DTypeSpec = "float32",
-) -> ContribVarianceScaling:
-    """``tf.contrib.layers.variance_scaling_initializer``: returns the initializer.
-
-    Recipes from its documentation: He et al. "Delving Deep into Rectifiers" is the default
-    (2.0, FAN_IN, normal); Caffe is (1.0, FAN_IN, uniform); Glorot & Bengio is
-    (1.0, FAN_AVG, uniform); ``xavier_initializer`` is (1.0, FAN_AVG, uniform or normal).
-    """
-    return ContribVarianceScaling(factor, mode, uniform, seed, dtype)
+#: ``tf.contrib.layers.variance_scaling_initializer(factor, mode, uniform, seed, dtype)``: the
+#: class itself, so that its arguments and defaults are written once.
+variance_scaling_initializer = ContribVarianceScaling
