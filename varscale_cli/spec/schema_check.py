@@ -12,13 +12,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ..core.fans import LAYOUTS
 from ..errors import SpecError, UnsupportedDtype
+from .conforms import conforms
 from .messages import Ctx, closest, render_path, show, show_limit
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 def schema() -> dict[str, Any]:
@@ -43,12 +45,20 @@ def _is_strict_int(checker: Any, instance: Any) -> bool:
 
 
 @cache
+def _inlined() -> dict[str, Any]:
+    return _inline_refs(schema())
+
+
+@cache
 def _validator() -> jsonschema.protocols.Validator:
+    # Imported here, only when a spec does not conform: see conforms.py for what it costs.
+    import jsonschema
+
     base = jsonschema.Draft202012Validator
     cls = jsonschema.validators.extend(
         base, type_checker=base.TYPE_CHECKER.redefine("integer", _is_strict_int)
     )
-    return cls(_inline_refs(schema()))
+    return cls(_inlined())
 
 
 def _inline_refs(doc: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +90,8 @@ _PRIORITY = {"additionalProperties": 0, "type": 1, "required": 2}
 
 def check_schema(doc: dict[str, Any], ctx: Ctx) -> None:
     """Raise the first schema error in document order, if any."""
+    if conforms(doc, _inlined()):
+        return
     errors = list(_validator().iter_errors(doc))
     if not errors:
         return
