@@ -31,6 +31,8 @@ setup(
             ],
             depends=["varscale_cli/_native/vsphilox.h"],
             extra_compile_args=FLAGS,
+            # exp for the stats kernels (vs_ks_normal); the sampling kernels use no libm.
+            libraries=[] if platform.system() == "Windows" else ["m"],
             optional=True,
         )
     ]

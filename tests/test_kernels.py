@@ -10,6 +10,8 @@ from varscale_cli.core.dtypes import numpy_dtype
 from varscale_cli.core.stream import TensorSampler, compiled_kernels, native_path
 from varscale_cli.core.stream.native import Kernels
 from varscale_cli.core.stream.transforms import Scratch, transform_f32
+from varscale_cli.stats.law import Law
+from varscale_cli.stats.tests import ks_distance
 
 KINDS = ("truncated_normal", "normal", "uniform")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -102,3 +104,54 @@ def test_compiled_moments_match_numpy(kernels: Kernels, n: int, special: float |
             assert got == pytest.approx((d**k).sum(), rel=1e-9, abs=1e-9)
         assert (r[5], r[6]) == (fin.min(), fin.max())
         assert (r[7], r[10], r[11]) == ((fin == 0).sum(), (fin < -1.0).sum(), (fin > 1.5).sum())
+
+
+@pytest.mark.parametrize(
+    "lo, hi",
+    [(-0.1, 0.1), (float(np.float32(-0.5)), float(np.float32(0.5))), (-1e300, 1e300),
+     (-np.inf, np.inf), (-1e-45, 1e-45), (0.0, 0.0), (-3.4028235677973366e38, 3.4028235677973366e38)],
+)
+def test_compiled_moments_count_bounds_as_doubles(kernels: Kernels, lo: float, hi: float) -> None:
+    """The kernel compares float32 values with float bounds derived from the double ones
+    (the smallest float >= lo, the largest <= hi): the counts must be the double comparisons'.
+    The sample holds the floats on both sides of each bound, and the bounds themselves."""
+    edges = []
+    for b in (lo, hi):
+        if abs(b) <= float(np.finfo(np.float32).max):
+            f = np.float32(b)
+            edges += [f, np.nextafter(f, np.float32(np.inf)), np.nextafter(f, np.float32(-np.inf))]
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.standard_normal(5000).astype(np.float32),
+                        np.array(edges * 300, dtype=np.float32),
+                        np.array([np.float32(3.4e38), np.float32(-3.4e38), 0.0, -0.0], np.float32)])
+    rng.shuffle(x)
+    r = kernels.moments_f32(x, lo, hi)
+    d = x.astype(np.float64)
+    assert (r[10], r[11]) == ((d < lo).sum(), (d > hi).sum())
+    assert r[7] == (d == 0).sum()
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [Distribution("normal", 0.05), Distribution("normal", 2.0, loc=-1.0),
+     Distribution("truncated_normal", 0.05), Distribution("truncated_normal", 1.0, cut=3.0, lower=-0.5)],
+    ids=["normal", "normal-loc", "truncated", "truncated-asymmetric"],
+)
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_compiled_ks_distance_matches_numpy(kernels: Kernels, dist: Distribution, shift: float) -> None:
+    """vs_ks_normal (stats' KS test for the normal family) against the numpy blocks: the same
+    operations, so D agrees far below what 10^5 values resolve (~1e-3); a shifted sample
+    (shift in units of scale) must give the same, large, D on both paths."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(100_003)
+    if dist.kind == "truncated_normal":
+        x = x[(x > dist.lower_cut) & (x < dist.cut)]
+    x = dist.loc + dist.scale * (x + shift)
+    law = Law(0.0, 1.0, 3.0, 15.0)  # only its lattice (none) matters to ks_distance
+    with native_path(False):
+        want = ks_distance(x, dist, law)
+    with native_path(True):
+        got = ks_distance(x, dist, law)
+    assert got[1] == want[1]
+    assert got[0] == pytest.approx(want[0], abs=1e-12)
+    assert (got[0] > 0.05) == (shift > 0)

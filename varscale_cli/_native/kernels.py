@@ -13,10 +13,12 @@ compiler is present (``optional=True`` in setup.py); without it the numpy path r
 from __future__ import annotations
 
 import ctypes
+import math
 import importlib.util
 
 import numpy as np
 
+from ..core.distributions import ERF_AS_A, ERF_AS_P
 from ..core.stream.coefficients import ATANH_F32, GILES_CENTRAL, GILES_TAIL, LN2
 
 
@@ -45,6 +47,8 @@ _lib.vs_fill32.argtypes = (
 _lib.vs_round_f16.argtypes = (_P, _P, _I64)
 _lib.vs_round_bf16.argtypes = (_P, _P, _I64)
 _lib.vs_householder_qr.argtypes = (_P, _P, _P, _P, _I64, _I64)
+_lib.vs_ks_normal.argtypes = (_P, _I64, _D, _D, _D, _INT, _D, _D, _P)
+_lib.vs_ks_normal.restype = _D
 for _fn in (
     _lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32,
     _lib.vs_fill32, _lib.vs_round_f16, _lib.vs_round_bf16, _lib.vs_householder_qr,
@@ -56,6 +60,7 @@ _AT = np.array(ATANH_F32, dtype=np.float32)
 _CE = np.array(GILES_CENTRAL, dtype=np.float32)
 _TA = np.array(GILES_TAIL, dtype=np.float32)
 _LN2 = np.float32(LN2)
+_ERF = np.array((ERF_AS_P, *ERF_AS_A), dtype=np.float64)  # p, a1 .. a5
 _TA_PTR = _AT.ctypes.data, _CE.ctypes.data, _TA.ctypes.data
 
 #: `fill32`'s law and output codes (vsstream.c's enums).
@@ -89,11 +94,23 @@ def normal_f32(
 
 
 def moments_f32(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Finite-value moments and counts of a float32 chunk, in one C pass pair:
+    """Finite-value moments and counts of a float32 chunk, in one C pass over memory:
     ``[n_finite, mean, m2, m3, m4, min, max, zeros, nans, infs, below, above]``."""
     out = np.empty(12, dtype=np.float64)
     _lib.vs_moments_f32(_ptr(x), x.shape[0], lo, hi, _ptr(out))
     return out
+
+
+def ks_normal(
+    xs: np.ndarray, loc: float, scale: float, cuts: tuple[float, float] | None
+) -> float:
+    """Kolmogorov-Smirnov distance of the sorted float64 sample ``xs`` from the normal law
+    (loc, scale), truncated when ``cuts`` gives the standard normal CDF at both cut points."""
+    assert xs.dtype == np.float64
+    lo, hi = cuts if cuts is not None else (0.0, 1.0)
+    return float(_lib.vs_ks_normal(
+        _ptr(xs), xs.shape[0], loc, scale, math.sqrt(2.0), cuts is not None, lo, hi, _ptr(_ERF)
+    ))
 
 
 def fill32(

@@ -17,6 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -112,11 +113,9 @@ VS_CLONES void vs_normal_f32(const int32_t *restrict bits, float *restrict out, 
 /* Statistics of a float32 chunk for varscale stats (not bit-reproducibility: this is
  * measurement, and summation order only moves the last bits). Finite values only go into the
  * moments; out = {n_finite, mean, m2, m3, m4, min, max, zeros, nans, infs, below, above},
- * m_k = sum (x - mean)^k. Sums run in double, in VS_LANES interleaved partial sums (element i
- * goes to lane i % VS_LANES) added together at the end; the caller merges chunks pairwise
- * (Chan's formulas), so each sum spans one chunk and its double rounding error stays many
- * orders of magnitude below float32 resolution. */
-#define VS_LANES 8
+ * m_k = sum (x - mean)^k. Sums run in double; the caller merges chunks pairwise (Chan's
+ * formulas), so each sum spans one chunk and its double rounding error stays many orders of
+ * magnitude below float32 resolution. */
 
 /* The general case: any value may be NaN or infinite (counted, kept out of the moments). */
 static void vs_moments_any(const float *restrict x, int64_t n, double lo, double hi, double *restrict out) {
@@ -148,63 +147,162 @@ static void vs_moments_any(const float *restrict x, int64_t n, double lo, double
     out[9] = (double)infs; out[10] = (double)below; out[11] = (double)above;
 }
 
-/* The usual case, all values finite: VS_LANES independent accumulators per quantity, so the
- * loops vectorise without -ffast-math (which would let the compiler reorder sums itself).
- * A non-finite sum reveals a NaN or infinity; then the general version runs instead. */
+/* The usual case, all values finite: blocks of VS_MBLOCK elements (8 KiB, in L1 between a
+ * block's two passes), each block's moments about its own mean merged into the running ones
+ * (Chan et al. for m2, Pebay for m3 and m4), so the chunk is read from memory once. GCC/clang
+ * vector extensions carry the lanes: the autovectoriser does not vectorise these mixed-width
+ * reductions without -ffast-math, and each lane performs the same IEEE operations in the same
+ * order at any vector width, so the results do not depend on the clone that runs. A non-finite
+ * block sum reveals a NaN or infinity; then the general version runs on the whole chunk. */
+#define VS_MBLOCK 2048
+
+typedef float vs_f4 __attribute__((vector_size(16)));
+typedef float vs_f8 __attribute__((vector_size(32)));
+typedef int32_t vs_i8 __attribute__((vector_size(32)));
+typedef double vs_d4 __attribute__((vector_size(32)));
+
+/* Lane-wise a where mask (all ones) else b; comparisons give all-ones (-1) for true. */
+#define VS_SELECT(mask, a, b) ((vs_f8)(((mask) & (vs_i8)(a)) | (~(mask) & (vs_i8)(b))))
+#define VS_SPLAT8(v) {v, v, v, v, v, v, v, v}
+
+/* The float next to f towards +infinity (up) or -infinity (down), f not NaN: the bit pattern
+ * of a float orders like its value within each sign. */
+static float vs_next_float(float f, int up) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if (f == 0.0f) u = up ? 1u : 0x80000001u;
+    else if ((u >> 31) == (up ? 1u : 0u)) u--;
+    else u++;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The smallest float >= v (up) or the largest float <= v (down): a float x is < lo exactly
+ * when it is < the smallest float >= lo, and > hi exactly when it is > the largest <= hi. */
+static float vs_float_bound(double v, int up) {
+    float f = (float)v;
+    if (f != f) return f;
+    return (up ? (double)f < v : (double)f > v) ? vs_next_float(f, up) : f;
+}
+
 VS_CLONES void vs_moments_f32(const float *restrict x, int64_t n, double lo, double hi, double *restrict out) {
-    double sum[VS_LANES] = {0}, mn[VS_LANES], mx[VS_LANES];
-    int64_t zeros[VS_LANES] = {0}, below[VS_LANES] = {0}, above[VS_LANES] = {0};
-    for (int k = 0; k < VS_LANES; k++) { mn[k] = __builtin_inf(); mx[k] = -__builtin_inf(); }
-    int64_t body = n - n % VS_LANES;
-    for (int64_t i = 0; i < body; i += VS_LANES) {
-        for (int k = 0; k < VS_LANES; k++) {
-            double v = (double)x[i + k];
-            sum[k] += v;
-            mn[k] = v < mn[k] ? v : mn[k];
-            mx[k] = v > mx[k] ? v : mx[k];
-            zeros[k] += (v == 0.0);
-            below[k] += (v < lo);
-            above[k] += (v > hi);
-        }
-    }
-    double total = 0.0, lo_v = __builtin_inf(), hi_v = -__builtin_inf();
+    const float lo_f = vs_float_bound(lo, 1), hi_f = vs_float_bound(hi, 0);
+    const vs_f8 lo8 = VS_SPLAT8(lo_f), hi8 = VS_SPLAT8(hi_f), zero8 = {0};
+    double cnt = 0.0, mean = 0.0, m2 = 0.0, m3 = 0.0, m4 = 0.0;
+    float mn = __builtin_inff(), mx = -__builtin_inff();
     int64_t nz = 0, nb = 0, na = 0;
-    for (int k = 0; k < VS_LANES; k++) {
-        total += sum[k];
-        lo_v = mn[k] < lo_v ? mn[k] : lo_v;
-        hi_v = mx[k] > hi_v ? mx[k] : hi_v;
-        nz += zeros[k]; nb += below[k]; na += above[k];
-    }
-    for (int64_t i = body; i < n; i++) {
-        double v = (double)x[i];
-        total += v;
-        lo_v = v < lo_v ? v : lo_v;
-        hi_v = v > hi_v ? v : hi_v;
-        nz += (v == 0.0); nb += (v < lo); na += (v > hi);
-    }
-    if (!(total - total == 0.0)) { /* a NaN or an infinity somewhere */
-        vs_moments_any(x, n, lo, hi, out);
-        return;
-    }
-    double mean = n ? total / (double)n : 0.0;
-    double s2[VS_LANES] = {0}, s3[VS_LANES] = {0}, s4[VS_LANES] = {0};
-    for (int64_t i = 0; i < body; i += VS_LANES) {
-        for (int k = 0; k < VS_LANES; k++) {
-            double d = (double)x[i + k] - mean, d2 = d * d;
-            s2[k] += d2;
-            s3[k] += d2 * d;
-            s4[k] += d2 * d2;
+    for (int64_t b0 = 0; b0 < n; b0 += VS_MBLOCK) {
+        const float *restrict xb = x + b0;
+        const int64_t m = n - b0 < VS_MBLOCK ? n - b0 : VS_MBLOCK;
+        const int64_t body = m - m % 16;
+        /* Pass 1: the sum (four double accumulators of four lanes), min, max and counts
+         * (int32 lanes: a block has at most 2048 elements). */
+        vs_d4 sum[4] = {{0}};
+        vs_f8 mn_a = VS_SPLAT8(mn), mn_b = mn_a, mx_a = VS_SPLAT8(mx), mx_b = mx_a;
+        vs_i8 z8 = {0}, b8 = {0}, a8 = {0};
+        for (int64_t i = 0; i < body; i += 16) {
+            for (int j = 0; j < 4; j++) {
+                vs_f4 q;
+                memcpy(&q, xb + i + 4 * j, sizeof q);
+                sum[j] += __builtin_convertvector(q, vs_d4);
+            }
+            vs_f8 w, u; /* two registers' worth: two independent min/max chains */
+            memcpy(&w, xb + i, sizeof w);
+            memcpy(&u, xb + i + 8, sizeof u);
+            mn_a = VS_SELECT(w < mn_a, w, mn_a);
+            mx_a = VS_SELECT(w > mx_a, w, mx_a);
+            mn_b = VS_SELECT(u < mn_b, u, mn_b);
+            mx_b = VS_SELECT(u > mx_b, u, mx_b);
+            z8 -= (w == zero8) + (u == zero8);
+            b8 -= (w < lo8) + (u < lo8);
+            a8 -= (w > hi8) + (u > hi8);
         }
-    }
-    double m2 = 0.0, m3 = 0.0, m4 = 0.0;
-    for (int k = 0; k < VS_LANES; k++) { m2 += s2[k]; m3 += s3[k]; m4 += s4[k]; }
-    for (int64_t i = body; i < n; i++) {
-        double d = (double)x[i] - mean, d2 = d * d;
-        m2 += d2; m3 += d2 * d; m4 += d2 * d2;
+        vs_d4 st = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+        double s = (st[0] + st[1]) + (st[2] + st[3]);
+        mn_a = VS_SELECT(mn_b < mn_a, mn_b, mn_a);
+        mx_a = VS_SELECT(mx_b > mx_a, mx_b, mx_a);
+        for (int k = 0; k < 8; k++) {
+            mn = mn_a[k] < mn ? mn_a[k] : mn;
+            mx = mx_a[k] > mx ? mx_a[k] : mx;
+        }
+        for (int k = 0; k < 8; k++) { nz += z8[k]; nb += b8[k]; na += a8[k]; }
+        for (int64_t i = body; i < m; i++) {
+            float v = xb[i];
+            s += (double)v;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+            nz += (v == 0.0f); nb += (v < lo_f); na += (v > hi_f);
+        }
+        if (!(s - s == 0.0)) { /* a NaN or an infinity somewhere */
+            vs_moments_any(x, n, lo, hi, out);
+            return;
+        }
+        /* Pass 2, on the block still in L1: power sums about the block's mean. */
+        const double bm = s / (double)m;
+        const vs_d4 bm4 = {bm, bm, bm, bm};
+        vs_d4 p2[4] = {{0}}, p3[4] = {{0}}, p4[4] = {{0}};
+        for (int64_t i = 0; i < body; i += 16) {
+            for (int j = 0; j < 4; j++) {
+                vs_f4 q;
+                memcpy(&q, xb + i + 4 * j, sizeof q);
+                vs_d4 d = __builtin_convertvector(q, vs_d4) - bm4, d2 = d * d;
+                p2[j] += d2;
+                p3[j] += d2 * d;
+                p4[j] += d2 * d2;
+            }
+        }
+        vs_d4 q2 = (p2[0] + p2[1]) + (p2[2] + p2[3]);
+        vs_d4 q3 = (p3[0] + p3[1]) + (p3[2] + p3[3]);
+        vs_d4 q4 = (p4[0] + p4[1]) + (p4[2] + p4[3]);
+        double c2 = (q2[0] + q2[1]) + (q2[2] + q2[3]);
+        double c3 = (q3[0] + q3[1]) + (q3[2] + q3[3]);
+        double c4 = (q4[0] + q4[1]) + (q4[2] + q4[3]);
+        for (int64_t i = body; i < m; i++) {
+            double d = (double)xb[i] - bm, d2 = d * d;
+            c2 += d2; c3 += d2 * d; c4 += d2 * d2;
+        }
+        /* Merge: running (cnt, mean, m2, m3, m4) and the block (m, bm, c2, c3, c4). */
+        const double n_a = cnt, n_b = (double)m, n_t = n_a + n_b;
+        const double delta = bm - mean, dn = delta / n_t, t1 = delta * dn * n_a * n_b;
+        m4 += c4 + t1 * dn * dn * (n_a * n_a - n_a * n_b + n_b * n_b)
+            + 6.0 * dn * dn * (n_a * n_a * c2 + n_b * n_b * m2) + 4.0 * dn * (n_a * c3 - n_b * m3);
+        m3 += c3 + t1 * dn * (n_a - n_b) + 3.0 * dn * (n_a * c2 - n_b * m2);
+        m2 += c2 + t1;
+        mean += dn * n_b;
+        cnt = n_t;
     }
     out[0] = (double)n; out[1] = mean; out[2] = m2; out[3] = m3; out[4] = m4;
-    out[5] = lo_v; out[6] = hi_v; out[7] = (double)nz; out[8] = 0.0;
+    out[5] = n ? (double)mn : __builtin_inf(); out[6] = n ? (double)mx : -__builtin_inf();
+    out[7] = (double)nz; out[8] = 0.0;
     out[9] = 0.0; out[10] = (double)nb; out[11] = (double)na;
+}
+
+/* Kolmogorov-Smirnov distance of a sorted float64 sample from a normal law (truncated to
+ * [lo_cdf, hi_cdf] of the standard normal CDF when truncated != 0), for varscale stats: the
+ * formulas of varscale_cli/core/distributions.py's `cdf` and `erf` (Abramowitz & Stegun
+ * 7.1.26, coefficients p, a1..a5 from the caller) and stats/tests.py's `ks_distance`, in one
+ * pass instead of a dozen numpy temporaries, with reciprocals hoisted out of the loop. D agrees
+ * with the numpy path's to ~1e-15 (tests/test_kernels.py); this is measurement, not the byte
+ * promise, so libm's exp and the reordered divisions are fine here. */
+double vs_ks_normal(const double *restrict xs, int64_t m, double loc, double scale, double sqrt2,
+                    int truncated, double lo_cdf, double hi_cdf, const double *restrict as) {
+    const double p = as[0], to_u = 1.0 / (scale * sqrt2), inv_m = 1.0 / (double)m;
+    const double inv_width = 1.0 / (hi_cdf - lo_cdf);
+    double d = 0.0;
+    for (int64_t k = 0; k < m; k++) {
+        const double u = (xs[k] - loc) * to_u, z = fabs(u), t = 1.0 / (1.0 + p * z);
+        const double poly = (((as[1] * t + as[2]) * t + as[3]) * t + as[4]) * t + as[5];
+        const double y = 1.0 - poly * t * exp(-z * z);
+        double f = 0.5 * (1.0 + copysign(z == 0.0 ? 0.0 : y, u));
+        if (truncated) {
+            f = (f - lo_cdf) * inv_width;
+            f = f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
+        }
+        const double above = (double)(k + 1) * inv_m - f, below = f - (double)k * inv_m;
+        d = above > d ? above : d;
+        d = below > d ? below : d;
+    }
+    return d;
 }
 
 static struct PyModuleDef vskernels_module = {

@@ -224,9 +224,14 @@ class Distribution:
         phi = _std_normal_cdf(t)
         if self.kind == "normal":
             return phi
+        lo, hi = self.cut_cdfs()
+        return np.clip((phi - lo) / (hi - lo), 0.0, 1.0)
+
+    def cut_cdfs(self) -> tuple[float, float]:
+        """A truncated normal's standard normal CDF at its lower and upper cut points."""
         lo = _std_normal_cdf(np.array(self.lower_cut))
         hi = _std_normal_cdf(np.array(self.cut))
-        return np.clip((phi - lo) / (hi - lo), 0.0, 1.0)
+        return float(lo), float(hi)
 
     def _modulus_cdf(self, r: np.ndarray) -> np.ndarray:
         """P(|z| <= r) (module docstring): from R^2 = (r / scale)^2."""
@@ -276,17 +281,17 @@ def _unit_coordinate_cdf(m: int, x: np.ndarray) -> np.ndarray:
 # below the smallest Kolmogorov-Smirnov distance the stats tests can resolve (D ~ 5e-3 at the
 # 1e-5 level with 100k samples), and it is vectorised: math.erf element by element cost
 # seconds per checkpoint.
-_AS_P = 0.3275911
-_AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+ERF_AS_P = 0.3275911
+ERF_AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
     """Vectorised erf, |error| <= 1.5e-7."""
     x = np.asarray(x, dtype=np.float64)
     z = np.abs(x)
-    t = 1.0 / (1.0 + _AS_P * z)
-    poly = np.full_like(t, _AS_A[0])
-    for a in _AS_A[1:]:
+    t = 1.0 / (1.0 + ERF_AS_P * z)
+    poly = np.full_like(t, ERF_AS_A[0])
+    for a in ERF_AS_A[1:]:
         poly = poly * t + a
     y = 1.0 - poly * t * np.exp(-z * z)
     # The fit leaves 1e-9 at 0; the CDF at the centre must be exactly 1/2.

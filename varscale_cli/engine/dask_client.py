@@ -20,8 +20,6 @@ themselves may legitimately run for hours.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,6 +75,10 @@ def default_timeout() -> float:
 
 def _probe(address: str, host: str, port: int, timeout: float) -> None:
     """Fail fast on a closed port or an unknown host (plain TCP connect, then close)."""
+    # socket and asyncio (with ssl under it, ~40 ms) are imported only by a --dask run: this
+    # module is imported by every sharded one.
+    import socket
+
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
@@ -114,6 +116,8 @@ def run_tasks(
     if timeout is not None and not timeout > 0:
         raise SpecError(f"--dask-timeout must be a positive number of seconds, got {timeout:g}")
     limit = default_timeout() if timeout is None else timeout
+    import asyncio  # see _probe
+
     if scheme == "tcp" and port is not None:
         _probe(address, host, port, limit)
 

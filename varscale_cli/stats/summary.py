@@ -6,6 +6,7 @@ one chunk in memory; the stratified subsample feeds the KS test.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -143,17 +144,28 @@ class Summary:
         self.merge(fin.size, mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum()))
 
 
+#: Distinct tensor sizes whose positions are kept: a model repeats a handful of shapes per
+#: layer, and drawing 100k positions costs ~3 ms, ~0.4 s per default check of a 147-tensor
+#: Llama file before this cache. 16 arrays of at most 100k int64 are 12.8 MB at most.
+_POSITIONS_CACHED = 16
+
+
+@functools.lru_cache(maxsize=_POSITIONS_CACHED)
 def subsample_positions(count: int, size: int) -> np.ndarray:
     """One position per stratum of k = ceil(count / size) consecutive elements, at a
     pseudo-random offset: every element equally likely, no aliasing with row lengths (a plain
-    every-k-th sample of a (rows, k) tensor would see one column only)."""
+    every-k-th sample of a (rows, k) tensor would see one column only). Read-only: the array
+    is shared by every caller with the same (count, size)."""
     if size <= 0 or count <= 0:
-        return np.empty(0, dtype=np.int64)
-    k = -(-count // size)
-    m = -(-count // k)
-    rng = np.random.Generator(np.random.PCG64(SUBSAMPLE_SEED))
-    pos = np.arange(m, dtype=np.int64) * k + rng.integers(0, k, size=m, dtype=np.int64)
-    return pos[pos < count]
+        pos = np.empty(0, dtype=np.int64)
+    else:
+        k = -(-count // size)
+        m = -(-count // k)
+        rng = np.random.Generator(np.random.PCG64(SUBSAMPLE_SEED))
+        pos = np.arange(m, dtype=np.int64) * k + rng.integers(0, k, size=m, dtype=np.int64)
+        pos = pos[pos < count]
+    pos.flags.writeable = False
+    return pos
 
 
 class Subsample:

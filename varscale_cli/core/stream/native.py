@@ -31,6 +31,10 @@ class Kernels(Protocol):
 
     def moments_f32(self, x: np.ndarray, lo: float, hi: float) -> np.ndarray: ...
 
+    def ks_normal(
+        self, xs: np.ndarray, loc: float, scale: float, cuts: tuple[float, float] | None
+    ) -> float: ...
+
     def fill32(
         self, key: tuple[int, int], first: int, out: np.ndarray, kind: str, odtype: str,
         xscale: np.float32, outscale: np.float32, bound: np.float32, loc: np.float32 | None,
