@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .core.distributions import Distribution
-from .core.fans import LAYOUTS, Axes, compute_fans, fan_axes
+from .core.fans import LAYOUTS, Axes, FanConvention
 from .core.initializers import Initializer
 
 #: ``schema_version`` of ``explain --json`` (docs/json/explain.schema.json).
@@ -201,10 +201,10 @@ def explain(
     """
     shape = tuple(int(d) for d in shape)
 
-    def convention(name: str, lay: str, i: Axes, o: Axes, b: Axes) -> Convention:
-        axes = fan_axes(shape, lay, i, o, b)
-        fi, fo = compute_fans(shape, lay, i, o, b)
-        law = init.law(fi, fo, shape=shape, layout=lay)  # orthogonal's needs the whole shape
+    def convention(name: str, conv: FanConvention) -> Convention:
+        axes = conv.axes(shape)
+        fi, fo = conv.fans(shape)
+        law = init.law(fi, fo, shape=shape, layout=conv.layout)  # orthogonal's needs the whole shape
         target = init.target_std(fi, fo) if init.elementwise else law.std
         return Convention(name, axes, fi, fo, _n(init, fi, fo), target, law)
 
@@ -212,13 +212,15 @@ def explain(
     jax_name = "JAX (given axes)" if explicit else "JAX (defaults)"
     rank = len(shape)
     conventions = [
-        convention("keras / TF", "keras", None, None, None),
-        convention("torch", "torch", None, None, None),
+        convention("keras / TF", FanConvention("keras")),
+        convention("torch", FanConvention("torch")),
         # JAX's variance_scaling: in_axis=-2, out_axis=-1, batch_axis=() unless given.
-        convention(jax_name, "keras", in_axis if explicit or rank < 2 else -2,
-                   out_axis if explicit or rank < 2 else -1, batch_axis),
+        convention(jax_name, FanConvention("keras", in_axis if explicit or rank < 2 else -2,
+                                           out_axis if explicit or rank < 2 else -1, batch_axis)),
     ]
-    writes = convention(jax_name if explicit else layout, layout, in_axis, out_axis, batch_axis)
+    writes = convention(
+        jax_name if explicit else layout, FanConvention(layout, in_axis, out_axis, batch_axis)
+    )
     std = writes.target_std
     variants = []
     if std > 0:

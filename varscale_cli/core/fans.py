@@ -1,4 +1,4 @@
-"""Fan-in and fan-out of a weight tensor: one pure function, every layout.
+"""Fan-in and fan-out of a weight tensor, every layout: `FanConvention` and `compute_fans`.
 
 Conventions (the case table in tests/test_fans.py is the contract):
 
@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 LAYOUTS = ("keras", "torch")
 
@@ -68,57 +69,80 @@ def _normalize_axes(axes: Axes, rank: int, what: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def fan_axes(
-    shape: Sequence[int],
-    layout: str = "keras",
-    in_axis: Axes = None,
-    out_axis: Axes = None,
-    batch_axis: Axes = None,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Which axes of ``shape`` are inputs, outputs, batch and receptive field (in that order,
-    each sorted as given, non-negative); `compute_fans` multiplies them. Arguments and errors
-    as `compute_fans`.
+@dataclass(frozen=True)
+class FanConvention:
+    """How a tensor's axes give its fans: the layout (``"keras"`` for ``(..., in, out)``,
+    ``"torch"`` for ``(out, in, *k)``) and any explicit axes, as `compute_fans` takes them.
 
-    Example:
-        >>> fan_axes((3, 3, 64, 128))
-        ((2,), (3,), (), (0, 1))
-        >>> fan_axes((128, 64, 3, 3), layout="torch")
-        ((1,), (0,), (), (2, 3))
+    Attributes:
+        layout: ``"keras"`` or ``"torch"``.
+        in_axis: axes that count as inputs; None: the layout's default.
+        out_axis: axes that count as outputs; None: the layout's default.
+        batch_axis: axes that count for neither fan (e.g. stacked heads or experts).
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r} is not one of 'keras', 'torch'")
-    shape = tuple(int(d) for d in shape)
-    if any(d < 0 for d in shape):
-        raise ValueError(f"shape {list(shape)} has a negative dimension")
-    rank = len(shape)
-    explicit = in_axis is not None or out_axis is not None or batch_axis is not None
-    if rank == 0:
-        if explicit:
-            raise ValueError("a 0-d tensor has no axes to use as in_axis/out_axis/batch_axis")
-        return (), (), (), ()  # (1, 1): "avoid errors for constants"
-    if rank == 1 and not explicit:
-        return (0,), (0,), (), ()  # one axis, both the input and the output: (k, k)
-    if rank == 1 and in_axis is None:
-        raise ValueError(
-            "a rank-1 tensor with explicit axes needs an explicit in_axis (JAX refuses its "
-            "default in_axis=-2 there); give in_axis: 0, or no axes for the (k, k) rule"
+
+    layout: str = "keras"
+    in_axis: Axes = None
+    out_axis: Axes = None
+    batch_axis: Axes = None
+
+    def axes(
+        self, shape: Sequence[int]
+    ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """Which axes of ``shape`` are inputs, outputs, batch and receptive field (in that
+        order, each sorted as given, non-negative); `fans` multiplies them. Errors as
+        `compute_fans`.
+
+        Example:
+            >>> FanConvention().axes((3, 3, 64, 128))
+            ((2,), (3,), (), (0, 1))
+            >>> FanConvention("torch").axes((128, 64, 3, 3))
+            ((1,), (0,), (), (2, 3))
+        """
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout {self.layout!r} is not one of 'keras', 'torch'")
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"shape {list(shape)} has a negative dimension")
+        rank = len(shape)
+        in_axis, out_axis = self.in_axis, self.out_axis
+        explicit = in_axis is not None or out_axis is not None or self.batch_axis is not None
+        if rank == 0:
+            if explicit:
+                raise ValueError("a 0-d tensor has no axes to use as in_axis/out_axis/batch_axis")
+            return (), (), (), ()  # (1, 1): "avoid errors for constants"
+        if rank == 1 and not explicit:
+            return (0,), (0,), (), ()  # one axis, both the input and the output: (k, k)
+        if rank == 1 and in_axis is None:
+            raise ValueError(
+                "a rank-1 tensor with explicit axes needs an explicit in_axis (JAX refuses its "
+                "default in_axis=-2 there); give in_axis: 0, or no axes for the (k, k) rule"
+            )
+        default_in, default_out = (-2, -1) if self.layout == "keras" else (1, 0)
+        if rank == 1:
+            default_out = 0  # the only axis (keras -1 and torch 0 both name it)
+        ins = _normalize_axes(default_in if in_axis is None else in_axis, rank, "in_axis")
+        outs = _normalize_axes(default_out if out_axis is None else out_axis, rank, "out_axis")
+        batch = _normalize_axes(self.batch_axis, rank, "batch_axis")
+        if set(batch) & (set(ins) | set(outs)):
+            raise ValueError(f"batch_axis {list(batch)} overlaps in_axis or out_axis")
+        shared = set(ins) & set(outs)  # JAX allows it: a shared axis cancels out of both fans
+        used = set(ins) | set(outs) | set(batch)
+        return (
+            tuple(i for i in ins if i not in shared),
+            tuple(i for i in outs if i not in shared),
+            batch,
+            tuple(i for i in range(rank) if i not in used),
         )
-    default_in, default_out = (-2, -1) if layout == "keras" else (1, 0)
-    if rank == 1:
-        default_out = 0  # the only axis (keras -1 and torch 0 both name it)
-    ins = _normalize_axes(default_in if in_axis is None else in_axis, rank, "in_axis")
-    outs = _normalize_axes(default_out if out_axis is None else out_axis, rank, "out_axis")
-    batch = _normalize_axes(batch_axis, rank, "batch_axis")
-    if set(batch) & (set(ins) | set(outs)):
-        raise ValueError(f"batch_axis {list(batch)} overlaps in_axis or out_axis")
-    shared = set(ins) & set(outs)  # JAX allows it: a shared axis cancels out of both fans
-    used = set(ins) | set(outs) | set(batch)
-    return (
-        tuple(i for i in ins if i not in shared),
-        tuple(i for i in outs if i not in shared),
-        batch,
-        tuple(i for i in range(rank) if i not in used),
-    )
+
+    def fans(self, shape: Sequence[int]) -> tuple[int, int]:
+        """``(fan_in, fan_out)`` of ``shape`` (`compute_fans`)."""
+        ins, outs, _, receptive_axes = self.axes(shape)
+        shape = tuple(int(d) for d in shape)
+        receptive = math.prod(shape[i] for i in receptive_axes)
+        fan_in = math.prod(shape[i] for i in ins) * receptive
+        fan_out = math.prod(shape[i] for i in outs) * receptive
+        return fan_in, fan_out
 
 
 def compute_fans(
@@ -147,12 +171,7 @@ def compute_fans(
         >>> compute_fans((128, 64, 3, 3), layout="torch")
         (576, 1152)
     """
-    ins, outs, _, receptive_axes = fan_axes(shape, layout, in_axis, out_axis, batch_axis)
-    shape = tuple(int(d) for d in shape)
-    receptive = math.prod(shape[i] for i in receptive_axes)
-    fan_in = math.prod(shape[i] for i in ins) * receptive
-    fan_out = math.prod(shape[i] for i in outs) * receptive
-    return fan_in, fan_out
+    return FanConvention(layout, in_axis, out_axis, batch_axis).fans(shape)
 
 
 def keras_axes(axes: object, what: str) -> tuple[int, ...] | None:

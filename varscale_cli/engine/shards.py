@@ -130,29 +130,17 @@ def make_plan(sizes: Sequence[int], max_bytes: int | None, shards: int | None) -
     return plan_by_size(sizes, max_bytes)
 
 
-def write_shard(
-    tensors: Sequence[ResolvedTensor],
-    prov: Provenance,
-    plan: ShardPlan,
-    shard: int,
-    out_dir: Path,
-    *,
-    force: bool,
-    workers: int,
-    on_chunk: OnChunk | None = None,
-    fsync: bool = True,
-) -> Path:
-    """Write shard ``shard`` of ``plan`` atomically into ``out_dir``; return its path."""
+def shard_file(
+    tensors: Sequence[ResolvedTensor], prov: Provenance, plan: ShardPlan, shard: int, out_dir: Path
+) -> tuple[list[ResolvedTensor], dict[str, str], Path]:
+    """Shard ``shard`` of ``plan`` as `write_file` (and `check_write`) take it: its tensors,
+    its metadata (their provenance, and which shard of how many it is) and its path in
+    ``out_dir``."""
     if not 0 <= shard < plan.count:
         raise SpecError(f"--shard-index {shard} is out of range: the plan has {plan.count} shards (0..{plan.count - 1})")
     chosen = [tensors[i] for i in plan.groups[shard]]
-    shard_prov = prov.subset([t.name for t in chosen], ShardRef(shard, plan.count))
-    path = out_dir / plan.filename(shard)
-    write_file(
-        chosen, shard_prov.file_metadata(), path, "safetensors",
-        force=force, workers=workers, on_chunk=on_chunk, fsync=fsync,
-    )
-    return path
+    metadata = prov.subset([t.name for t in chosen], ShardRef(shard, plan.count)).file_metadata()
+    return chosen, metadata, out_dir / plan.filename(shard)
 
 
 def write_index(plan: ShardPlan, tensors: Sequence[ResolvedTensor], out_dir: Path) -> Path | None:
@@ -291,15 +279,11 @@ def prepare_sharded(run: ShardedRun) -> ShardedJob:
     indices = tuple(range(plan.count)) if run.shard_index is None else (run.shard_index,)
     prov = provenance(run.spec, run.seed, tensors)
     for i in indices:
-        chosen = [tensors[j] for j in plan.groups[i]]
-        meta = prov.subset([t.name for t in chosen], ShardRef(i, plan.count)).file_metadata()
         if run.output is None:
-            check_items("safetensors", write_items(chosen, None))
+            check_items("safetensors", write_items([tensors[j] for j in plan.groups[i]], None))
         else:
-            check_write(
-                chosen, meta, run.output / plan.filename(i), "safetensors", force=run.force,
-                new_folder=True,
-            )
+            chosen, meta, path = shard_file(tensors, prov, plan, i, run.output)
+            check_write(chosen, meta, path, "safetensors", force=run.force, new_folder=True)
     job = ShardedJob(run, plan, size, indices, ())
     if run.output is not None:
         stale = shard_folder.leftovers(run.output, job.names(), force=run.force)
@@ -330,10 +314,12 @@ def generate_sharded(run: ShardedRun, progress: ProgressFactory) -> ShardedResul
     written = []
     with progress(len(chosen), sum(t.nbytes for t in chosen)) as advance:
         for i in job.indices:
-            written.append(str(write_shard(
-                tensors, prov, plan, i, run.output, force=run.force, workers=run.workers,
+            shard_tensors, meta, path = shard_file(tensors, prov, plan, i, run.output)
+            write_file(
+                shard_tensors, meta, path, "safetensors", force=run.force, workers=run.workers,
                 on_chunk=advance, fsync=run.fsync,
-            )))
+            )
+            written.append(str(path))
     write_index(plan, tensors, run.output)
     shard_folder.remove(job.remove)
     return ShardedResult(written, plan.count)
@@ -386,4 +372,6 @@ def _dask_task(
     """One shard on a Dask worker: re-derive the plan from the spec, write the shard."""
     spec, tensors, plan = _resolved_plan(spec_text, spec_name, seed, max_bytes, shards)
     prov = provenance(spec, seed, tensors)
-    return str(write_shard(tensors, prov, plan, index, Path(out_dir), force=force, workers=workers))
+    chosen, meta, path = shard_file(tensors, prov, plan, index, Path(out_dir))
+    write_file(chosen, meta, path, "safetensors", force=force, workers=workers)
+    return str(path)

@@ -148,9 +148,7 @@ def check_items(
                 f"tensor '{item.name}' has dtype {item.dtype.name}, which {fmt} cannot store; "
                 f"{fmt} stores {join(spec.dtypes)}{instead}"
             )
-    spec.check(items, seen)
-    if spec.check_header is not None:
-        spec.check_header(items, {} if metadata is None else metadata)
+    spec.check(items, seen, {} if metadata is None else metadata)
 
 
 def write(fmt: str, path: Path, items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:

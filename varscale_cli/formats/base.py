@@ -156,6 +156,17 @@ class BaseWeightFile:
     def tensors(self) -> list[TensorInfo]:
         return list(self._infos.values())
 
+    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
+        """The `WeightFile` method: ``name`` and ``chunk_elems`` checked here, the values read
+        by the format's `_chunks`."""
+        info = self.info(name)
+        check_chunk_elems(chunk_elems)
+        yield from self._chunks(info, chunk_elems)
+
+    def _chunks(self, info: TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
+        """``info``'s values as fresh 1-D arrays of at most ``chunk_elems`` elements, C order."""
+        raise NotImplementedError
+
     def info(self, name: str) -> TensorInfo:
         """The `TensorInfo` of ``name``, or ReadError if the file has no such tensor."""
         try:
@@ -165,6 +176,15 @@ class BaseWeightFile:
 
     def close(self) -> None:  # pragma: no cover - overridden
         pass
+
+    def _check_tensor_count(self, count: int, what: str = "tensors") -> None:
+        """Refuse a file that lists more tensors than this reader accepts, before they are
+        parsed one by one."""
+        if count > self._max_tensors:
+            raise ReadError(
+                f"'{self.path}': the file lists {count:,} {what}, more than the "
+                f"{self._max_tensors:,} accepted (use --max-tensors to accept more)"
+            )
 
     def _open_guarded(self, step: Callable[[], None], what: str) -> None:
         """Run the opening ``step``; on any failure close what was opened, and turn anything a
@@ -215,15 +235,6 @@ def loads_strict(text: str) -> Any:
     return json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=_reject_constant)
 
 
-def check_tensor_count(path: Path, count: int, limit: int, what: str = "tensors") -> None:
-    """Refuse a file that lists more than ``limit`` tensors, before they are parsed one by one."""
-    if count > limit:
-        raise ReadError(
-            f"'{path}': the file lists {count:,} {what}, more than the {limit:,} accepted "
-            "(use --max-tensors to accept more)"
-        )
-
-
 def check_chunk_elems(chunk_elems: int) -> int:
     if isinstance(chunk_elems, bool) or not isinstance(chunk_elems, int) or chunk_elems < 1:
         raise ValueError(f"chunk_elems must be a positive integer, got {chunk_elems!r}")
@@ -243,18 +254,27 @@ def as_native(arr: np.ndarray) -> np.ndarray:
     return arr.byteswap().view(native(arr.dtype))
 
 
+def logical(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``arr`` as the tensor's logical ``dtype``: native byte order, and stored bit patterns
+    (uint16, opaque bytes) viewed as the bfloat16 / float8 they hold."""
+    arr = as_native(arr)
+    return arr if arr.dtype == dtype else arr.view(dtype)
+
+
 def iter_slabs(
-    read: Callable[[tuple[Any, ...]], np.ndarray], shape: tuple[int, ...], chunk_elems: int
+    read: Callable[[tuple[Any, ...]], np.ndarray], info: TensorInfo, chunk_elems: int
 ) -> Iterator[np.ndarray]:
-    """Read an N-d array in C order through ``read(selection)``, at most ``chunk_elems`` at once.
+    """Read ``info``'s N-d array in C order through ``read(selection)``, at most
+    ``chunk_elems`` at once, each slab flat and in ``info.dtype`` (`logical`).
 
     Picks the outermost axis ``k`` such that one index along it covers at most
     ``chunk_elems`` elements (``prod(shape[k+1:])``), then reads ``chunk_elems // that``
     consecutive indices of axis ``k`` per call, for every index of the axes before ``k``.
     Consecutive slabs are consecutive in C order, so the raveled slabs are the flat array.
     """
+    shape = info.shape
     if not shape:
-        yield np.asarray(read(())).reshape(-1)
+        yield logical(np.asarray(read(())).reshape(-1), info.dtype)
         return
     if math.prod(shape) == 0:
         return
@@ -266,4 +286,4 @@ def iter_slabs(
     for outer in np.ndindex(*shape[:k]):
         for j in range(0, shape[k], step):
             sel = tuple(int(i) for i in outer) + (slice(j, min(j + step, shape[k])),)
-            yield np.ascontiguousarray(read(sel)).reshape(-1)
+            yield logical(np.ascontiguousarray(read(sel)).reshape(-1), info.dtype)

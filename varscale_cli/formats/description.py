@@ -68,12 +68,11 @@ class Format:
         reader: the `WeightFile` class that opens a file of this format.
         write: writes a complete file: ``write(path, items, metadata)``.
         planned_size: the size ``write`` will produce (exact or a close upper bound).
-        check: the format's own checks of names (``check(items, names)``), before sampling.
+        check: the format's own checks, before sampling (``check(items, names, metadata)``):
+            its name rules, and whatever needs the metadata too (safetensors: the header size
+            limit, which the provenance counts towards).
         layout: the header bytes and every tensor's byte range, or None if the format's
             library places the data itself.
-        check_header: the format's checks that need the metadata too
-            (``check_header(items, metadata)``; safetensors: the header size limit, which the
-            provenance counts towards), before sampling; None if it has none.
     """
 
     name: str
@@ -84,11 +83,10 @@ class Format:
     reader: Callable[..., WeightFile]  # reader(path, *, max_tensors=...)
     write: Callable[[Path, Items, Metadata], None]
     planned_size: Callable[[Items, Metadata], int]
-    check: Callable[[Items, set[str]], None]
+    check: Callable[[Items, set[str], Metadata], None]
     layout: Callable[[Items, Metadata], ByteLayout] | None = None
     sniff: Callable[[bytes], bool] | None = None
     limits: Mapping[str, int] = field(default_factory=dict)
-    check_header: Callable[[Items, Metadata], None] | None = None
 
     @property
     def sniff_bytes(self) -> int:

@@ -53,21 +53,7 @@ import numpy as np
 
 from ..engine.atomic import shielded
 from ..errors import ReadError, SpecError
-from .base import (
-    DEFAULT_CHUNK_ELEMS,
-    DEFLATE_MAX_RATIO,
-    LOGICAL_DTYPES,
-    MAX_JSON_BYTES,
-    MAX_TENSORS,
-    BaseWeightFile,
-    TensorInfo,
-    as_native,
-    check_chunk_elems,
-    check_tensor_count,
-    iter_slabs,
-    native,
-    one_line,
-)
+from . import base
 from .description import WRITABLE_DTYPES, Format
 from .items import WriteItem, check_metadata, checked_chunks
 
@@ -87,6 +73,13 @@ _UNSTORED_SLACK = 1 << 20
 _PROVENANCE_DATASETS = ("varscale", "__varscale__")
 
 
+def _most_bytes(ds: h5py.Dataset) -> tuple[int, int]:
+    """The bytes the file stores for ``ds``, and the most it can hold: what deflate could
+    expand them to, plus the unstored slack."""
+    stored = ds.id.get_storage_size()
+    return stored, base.DEFLATE_MAX_RATIO * stored + _UNSTORED_SLACK
+
+
 def _text(value: Any) -> str | None:
     """An attribute value as text, or None if it is not a (scalar) string."""
     if isinstance(value, np.ndarray) and value.shape == ():
@@ -101,11 +94,10 @@ def _text(value: Any) -> str | None:
     return None
 
 
-class HDF5File(BaseWeightFile):
+class HDF5File(base.BaseWeightFile):
     """An HDF5 weight file (Keras ``.weights.h5``, legacy Keras ``.h5``, varscale's writer)."""
 
-    def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
-        self._logical: dict[str, np.dtype | None] = {}
+    def __init__(self, path: str | Path, *, max_tensors: int = base.MAX_TENSORS) -> None:
         self._h5: h5py.File | None = None
         # libhdf5 opens by name, so on Linux it is given the descriptor checked here
         # (/proc/self/fd/N names that very file): nothing can be swapped in between the check
@@ -140,7 +132,7 @@ class HDF5File(BaseWeightFile):
             if isinstance(obj, h5py.Dataset):
                 found.append((name, obj))
                 provenance += name in _PROVENANCE_DATASETS
-                check_tensor_count(self.path, len(found) - provenance, self._max_tensors, "datasets")
+                self._check_tensor_count(len(found) - provenance, "datasets")
 
         self._h5.visititems(visit)
         for name, ds in found:
@@ -165,12 +157,12 @@ class HDF5File(BaseWeightFile):
             # file stores (2**31 - 1 bytes of fill value from a 2 KB file). Held to the
             # provenance text limit and to what deflate could expand from the stored bytes.
             claimed = ds.dtype.itemsize
-            stored = ds.id.get_storage_size()
-            if claimed > MAX_JSON_BYTES or claimed > DEFLATE_MAX_RATIO * stored + _UNSTORED_SLACK:
+            stored, most = _most_bytes(ds)
+            if claimed > base.MAX_JSON_BYTES or claimed > most:
                 raise self._fail(
                     name,
                     f"is a {claimed:,}-byte string of which the file stores {stored:,} bytes "
-                    f"(provenance text is at most {MAX_JSON_BYTES:,} bytes), refused",
+                    f"(provenance text is at most {base.MAX_JSON_BYTES:,} bytes), refused",
                 )
         text = _text(ds[()])
         if text is None:
@@ -197,15 +189,15 @@ class HDF5File(BaseWeightFile):
             raise self._fail(name, "has no dataspace (an empty HDF5 dataset)")
         attr = _text(ds.attrs.get(DTYPE_ATTR)) if DTYPE_ATTR in ds.attrs else None
         logical: np.dtype | None = None
-        if attr is not None and attr in LOGICAL_DTYPES:
-            logical = LOGICAL_DTYPES[attr]
+        if attr is not None and attr in base.LOGICAL_DTYPES:
+            logical = base.LOGICAL_DTYPES[attr]
             if dt.kind not in "uiV" or dt.itemsize != logical.itemsize:
                 raise self._fail(name, f"is stored as {dt}, which cannot hold {attr} bit patterns")
         elif dt.kind == "V":
             raise self._fail(
                 name,
                 f"is opaque ({dt.itemsize}-byte) with no dtype attribute naming what it holds "
-                f"(expected one of {', '.join(LOGICAL_DTYPES)})",
+                f"(expected one of {', '.join(base.LOGICAL_DTYPES)})",
             )
         plist = ds.id.get_create_plist()
         for i in range(plist.get_nfilters()):
@@ -213,34 +205,30 @@ class HDF5File(BaseWeightFile):
             if not h5py.h5z.filter_avail(code):
                 label = fname.decode(errors="replace") if isinstance(fname, bytes) else fname
                 raise self._fail(name, f"needs HDF5 filter {code} ({label}), which is not available")
-        dtype = logical if logical is not None else native(dt)
+        dtype = logical if logical is not None else base.native(dt)
         shape = tuple(int(d) for d in ds.shape)
         nbytes = math.prod(shape) * dtype.itemsize
-        stored = ds.id.get_storage_size()
-        if nbytes > DEFLATE_MAX_RATIO * stored + _UNSTORED_SLACK:
+        stored, most = _most_bytes(ds)
+        if nbytes > most:
             raise self._fail(
                 name,
                 f"claims {nbytes} bytes but the file stores only {stored} for it (unwritten "
                 "storage or a compression bomb), refused",
             )
-        self._infos[name] = TensorInfo(name, shape, dtype, nbytes)
-        self._logical[name] = logical
+        self._infos[name] = base.TensorInfo(name, shape, dtype, nbytes)
 
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
-        info = self.info(name)
-        check_chunk_elems(chunk_elems)
+    def _chunks(self, info: base.TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
         if self._h5 is None:
             raise ReadError(f"'{self.path}': the file is closed")
-        ds = self._h5[name]
-        logical = self._logical[name]
+        ds = self._h5[info.name]
         try:
-            for slab in iter_slabs(lambda sel: ds[sel], info.shape, chunk_elems):
-                slab = as_native(slab)
-                yield slab.view(logical) if logical is not None else slab
+            yield from base.iter_slabs(lambda sel: ds[sel], info, chunk_elems)
         except ReadError:
             raise
         except Exception as exc:
-            raise self._fail(name, f"cannot be read: {one_line(f'{type(exc).__name__}: {exc}')}") from None
+            raise self._fail(
+                info.name, f"cannot be read: {base.one_line(f'{type(exc).__name__}: {exc}')}"
+            ) from None
 
     def close(self) -> None:
         try:
@@ -375,7 +363,7 @@ def _create_dataset(f: h5py.File, item: WriteItem) -> h5py.Dataset:
     ds = group.create_dataset(leaf, shape=item.shape, dtype=_storage(item.dtype), track_times=False)
     for key in sorted(item.attrs):
         ds.attrs[key] = item.attrs[key]
-    if item.dtype.name in LOGICAL_DTYPES:  # bfloat16 (Keras 3's marker) and the float8 types
+    if item.dtype.name in base.LOGICAL_DTYPES:  # bfloat16 (Keras 3's marker) and the float8 types
         ds.attrs[DTYPE_ATTR] = item.dtype.name
     return ds
 
@@ -383,7 +371,7 @@ def _create_dataset(f: h5py.File, item: WriteItem) -> h5py.Dataset:
 def _storage(dtype: np.dtype) -> np.dtype:
     """What a dataset holds: h5py has no float8 type, so the float8 types are stored as their
     uint8 bit patterns (the reader takes them back by the dtype attribute); others as is."""
-    if dtype.name in LOGICAL_DTYPES and dtype.itemsize == 1:
+    if dtype.name in base.LOGICAL_DTYPES and dtype.itemsize == 1:
         return np.dtype("u1")
     return dtype
 
@@ -443,7 +431,7 @@ def _attrs_size(attrs: Mapping[str, str]) -> int:
     return total + (_DENSE_OVERHEAD if dense else 0)
 
 
-def check(items: Sequence[WriteItem], names: set[str]) -> None:
+def check(items: Sequence[WriteItem], names: set[str], metadata: Mapping[str, str]) -> None:
     """Refuse names that are no HDF5 path or collide as groups, and bad or reserved attrs."""
     for item in items:
         parts = item.name.split("/")

@@ -23,7 +23,6 @@ from .base import (
     MAX_TENSORS,
     BaseWeightFile,
     WeightFile,
-    check_tensor_count,
     loads_strict,
     one_line,
 )
@@ -104,7 +103,7 @@ class ShardedSafetensors(BaseWeightFile):
         if not weight_map:
             # An empty map would check nothing and report success on a folder of shards.
             raise self._fail('the "weight_map" is empty: it assigns no tensor to any shard')
-        check_tensor_count(self.path, len(weight_map), self._max_tensors)
+        self._check_tensor_count(len(weight_map))
         for tensor, shard in weight_map.items():
             if not isinstance(shard, str):
                 raise self._fail(f"the shard of tensor {tensor!r} is not a file name")

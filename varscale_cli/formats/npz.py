@@ -52,18 +52,15 @@ import numpy as np
 from ..errors import ReadError, SpecError
 from ._npy import MAX_NPY_HEADER, npy_header, parse_npy_header, read_exact
 from .base import (
-    DEFAULT_CHUNK_ELEMS,
     DEFLATE_MAX_RATIO,
     LOGICAL_DTYPES,
     MAX_JSON_BYTES,
     MAX_TENSORS,
     BaseWeightFile,
     TensorInfo,
-    as_native,
-    check_chunk_elems,
-    check_tensor_count,
     iter_slabs,
     loads_strict,
+    logical,
     native,
     one_line,
 )
@@ -127,7 +124,7 @@ class NpzFile(BaseWeightFile):
         assert self._zf is not None
         zinfos = [z for z in self._zf.infolist() if not z.is_dir()]
         tensors = sum(1 for z in zinfos if z.filename != MANIFEST)
-        check_tensor_count(self.path, tensors, self._max_tensors, "array members")
+        self._check_tensor_count(tensors, "array members")
         seen: set[str] = set()
         for z in zinfos:
             if z.filename in seen:
@@ -243,10 +240,8 @@ class NpzFile(BaseWeightFile):
         self._members[name] = _Member(z, hlen, stored, fortran and len(shape) > 1)
         self._infos[name] = TensorInfo(name, shape, dtype, claimed)
 
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
-        info = self.info(name)
-        check_chunk_elems(chunk_elems)
-        member = self._members[name]
+    def _chunks(self, info: TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
+        member = self._members[info.name]
         if self._zf is None:
             raise ReadError(f"'{self.path}': the file is closed")
         try:
@@ -261,10 +256,6 @@ class NpzFile(BaseWeightFile):
                 member.zinfo.filename, f"cannot be read: {one_line(f'{type(exc).__name__}: {exc}')}"
             ) from None
 
-    def _convert(self, arr: np.ndarray, info: TensorInfo) -> np.ndarray:
-        arr = as_native(arr)
-        return arr if arr.dtype == info.dtype else arr.view(info.dtype)
-
     def _c_chunks(self, info: TensorInfo, member: _Member, chunk_elems: int) -> Iterator[np.ndarray]:
         assert self._zf is not None
         itemsize = member.stored.itemsize
@@ -276,7 +267,7 @@ class NpzFile(BaseWeightFile):
                 data = read_exact(fp, take)  # type: ignore[arg-type]
                 if len(data) != take:
                     raise EOFError(f"the member ended {left - len(data)} bytes early")
-                yield self._convert(np.frombuffer(data, dtype=member.stored).copy(), info)
+                yield logical(np.frombuffer(data, dtype=member.stored).copy(), info.dtype)
                 left -= take
 
     def _fortran_chunks(self, info: TensorInfo, member: _Member, chunk_elems: int) -> Iterator[np.ndarray]:
@@ -306,8 +297,7 @@ class NpzFile(BaseWeightFile):
             raw, dtype=member.stored, mode="r", offset=offset + member.header_len,
             shape=info.shape, order="F",
         )
-        for slab in iter_slabs(lambda sel: np.array(mm[sel]), info.shape, chunk_elems):
-            yield self._convert(slab, info)
+        yield from iter_slabs(lambda sel: np.array(mm[sel]), info, chunk_elems)
 
     def close(self) -> None:
         try:
@@ -418,7 +408,7 @@ def byte_layout(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> Byte
     return ByteLayout(b"", tuple(spans))
 
 
-def check(items: Sequence[WriteItem], names: set[str]) -> None:
+def check(items: Sequence[WriteItem], names: set[str], metadata: Mapping[str, str]) -> None:
     """Refuse the manifest's name, unsafe or over-long member names, and names np.load would
     confuse."""
     if MANIFEST_NAME in names:

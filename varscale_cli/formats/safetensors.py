@@ -39,13 +39,10 @@ import numpy as np
 from ..core.dtypes import ML_DTYPES, numpy_dtype
 from ..errors import ReadError, SpecError
 from .base import (
-    DEFAULT_CHUNK_ELEMS,
     MAX_JSON_BYTES,
     MAX_TENSORS,
     BaseWeightFile,
     TensorInfo,
-    check_chunk_elems,
-    check_tensor_count,
     loads_strict,
     native,
     one_line,
@@ -173,9 +170,8 @@ class SafetensorsFile(BaseWeightFile):
         # The header object itself and __metadata__ are objects too (an escaped spelling of
         # the key only makes this count one higher than the exact check after parsing).
         others = 1 + (b'"__metadata__"' in raw)
-        check_tensor_count(
-            self.path, _objects(raw, self._max_tensors + others) - others, self._max_tensors,
-            "entries in its header",
+        self._check_tensor_count(
+            _objects(raw, self._max_tensors + others) - others, "entries in its header"
         )
         try:
             header = loads_strict(text)
@@ -184,7 +180,7 @@ class SafetensorsFile(BaseWeightFile):
         if not isinstance(header, dict):
             raise self._fail("InvalidHeaderDeserialization: the header is not a JSON object")
         self.metadata = self._parse_metadata(header.pop(METADATA_KEY, None))
-        check_tensor_count(self.path, len(header), self._max_tensors)
+        self._check_tensor_count(len(header))
         entries = [self._parse_entry(name, info) for name, info in header.items()]
         # The reference sorts by data_offsets, then requires them to tile the buffer exactly.
         entries.sort(key=lambda e: (e[3], e[4]))
@@ -263,9 +259,8 @@ class SafetensorsFile(BaseWeightFile):
         self.info(name)
         return self._codes[name]
 
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
-        info = self.info(name)
-        check_chunk_elems(chunk_elems)
+    def _chunks(self, info: TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
+        name = info.name
         offset, nbytes = self._spans[name]
         stored = file_dtype(self._codes[name])
         assert stored is not None
@@ -389,19 +384,16 @@ def _write_all(f: io.FileIO, data: bytes | memoryview) -> None:
         view = view[f.write(view) or 0 :]
 
 
-def check(items: Sequence[WriteItem], names: set[str]) -> None:
-    """Refuse the reserved metadata key as a tensor name."""
+def check(items: Sequence[WriteItem], names: set[str], metadata: Mapping[str, str]) -> None:
+    """Refuse the reserved metadata key as a tensor name, then a header over the reference
+    reader's limit, the metadata included: varscale's provenance holds a record per tensor
+    (~290 bytes each), so it can be most of the header (a 250,000-tensor file: 125 MB, of which
+    the entries alone are 38 MB)."""
     if METADATA_KEY in names:
         raise SpecError(
             f"tensor name '{METADATA_KEY}' is reserved for the safetensors metadata; "
             "rename the tensor"
         )
-
-
-def check_header(items: Sequence[WriteItem], metadata: Mapping[str, str]) -> None:
-    """Refuse a header over the reference reader's limit, the metadata included: varscale's
-    provenance holds a record per tensor (~290 bytes each), so it can be most of the header
-    (a 250,000-tensor file: 125 MB, of which the entries alone are 38 MB)."""
     size = header_length(items, metadata)
     if size > MAX_HEADER_SIZE:
         raise SpecError(
@@ -431,5 +423,4 @@ FORMAT = Format(
     planned_size=planned_size,
     check=check,
     layout=byte_layout,
-    check_header=check_header,
 )

@@ -94,7 +94,8 @@ class Initializer:
     """Base class: a config, a `Distribution` per (full shape, fans), and sampling.
 
     Subclasses set ``name`` (the registry name), ``default_layout`` and implement
-    ``get_config`` and ``distribution``.
+    ``get_config`` and ``distribution`` (``_shape_law`` where not `elementwise`); one whose
+    config sets the fans itself overrides ``_own_fans``.
     """
 
     name: ClassVar[str] = ""
@@ -157,10 +158,18 @@ class Initializer:
         layout: str | None = None,
     ) -> Distribution:
         """The law of every element of a ``dtype`` tensor (default: this initializer's) of the
-        full ``shape`` in ``layout`` (needed where not `elementwise`)."""
+        full ``shape`` in ``layout`` (needed where not `elementwise`: `_shape_law`)."""
+        if not self.elementwise:
+            if shape is None:
+                raise ValueError(f"{self.name}: the law depends on the whole shape")
+            return self._shape_law(tuple(int(d) for d in shape), layout or self.default_layout)
         if (dtype or self.dtype) in COMPLEX:
             return self.complex_distribution(fan_in, fan_out)
         return self.distribution(fan_in, fan_out)
+
+    def _shape_law(self, shape: tuple[int, ...], layout: str) -> Distribution:
+        """The law of a tensor of the full ``shape`` in ``layout``, where not `elementwise`."""
+        raise NotImplementedError
 
     def target_std(self, fan_in: float, fan_out: float) -> float:
         """The std the documentation promises (``sqrt(scale / n)`` for variance scaling)."""
@@ -196,7 +205,18 @@ class Initializer:
         out_axis: Axes = None,
         batch_axis: Axes = None,
     ) -> tuple[int, int]:
+        """``(fan_in, fan_out)`` of ``shape``: the initializer's own (`_own_fans`) if it sets
+        them, else from the layout (default: `default_layout`) and axes (`fans.compute_fans`)."""
+        given = in_axis is not None or out_axis is not None or bool(batch_axis)
+        own = self._own_fans(shape, given)
+        if own is not None:
+            return own
         return compute_fans(shape, layout or self.default_layout, in_axis, out_axis, batch_axis)
+
+    def _own_fans(self, shape: Sequence[int], axes_given: bool) -> tuple[int, int] | None:
+        """The fans this initializer's config sets for ``shape`` (Keras's input_axes /
+        output_axes), or None; ``axes_given``: the tensor names its own axes too."""
+        return None
 
     def __call__(
         self,

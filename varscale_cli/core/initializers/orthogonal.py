@@ -6,8 +6,6 @@ so the bytes are the same on every machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..distributions import Distribution
 from ..stream.orthogonal import check_size, matrix_shape
 from .base import Config, DTypeSpec, Initializer, number
@@ -43,17 +41,7 @@ class Orthogonal(Initializer):
     def distribution(self, fan_in: float, fan_out: float) -> Distribution:
         raise ValueError("orthogonal: the law depends on the whole shape; use law(..., shape=...)")
 
-    def law(
-        self,
-        fan_in: float,
-        fan_out: float,
-        dtype: str | None = None,
-        *,
-        shape: Sequence[int] | None = None,
-        layout: str | None = None,
-    ) -> Distribution:
-        if shape is None:
-            raise ValueError("orthogonal: the law depends on the whole shape")
-        rows, cols = matrix_shape(tuple(int(d) for d in shape), layout or self.default_layout)
+    def _shape_law(self, shape: tuple[int, ...], layout: str) -> Distribution:
+        rows, cols = matrix_shape(shape, layout)
         check_size(rows, cols)
         return Distribution("orthogonal", self.gain, rows=rows, cols=cols)

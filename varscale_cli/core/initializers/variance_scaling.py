@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ...echo import show_py
 from ..distributions import Distribution
-from ..fans import Axes, compute_keras_axes_fans, keras_axes
+from ..fans import compute_keras_axes_fans, keras_axes
 from ..stream.coefficients import CTRUNC_STD_2, JAX_CTRUNC_STD_2, SQRT2
 from . import truncated
 from .base import (
@@ -140,17 +140,10 @@ class VarianceScaling(Initializer):
                 config[key] = list(axes)
         return config
 
-    def fans(
-        self,
-        shape: Sequence[int],
-        layout: str | None = None,
-        in_axis: Axes = None,
-        out_axis: Axes = None,
-        batch_axis: Axes = None,
-    ) -> tuple[int, int]:
+    def _own_fans(self, shape: Sequence[int], axes_given: bool) -> tuple[int, int] | None:
         if self.input_axes is None or self.output_axes is None:
-            return super().fans(shape, layout, in_axis, out_axis, batch_axis)
-        if in_axis is not None or out_axis is not None or batch_axis:
+            return None
+        if axes_given:
             raise ValueError(
                 "the Keras input_axes/output_axes of the initializer already set the fans; "
                 "drop the tensor's in_axis/out_axis/batch_axis, or drop input_axes/output_axes"
@@ -208,6 +201,10 @@ class ContribVarianceScaling(Initializer):
     = 1.2925, so the variance is 1.0059 ``factor / n``); with ``uniform=True`` limit
     ``sqrt(3 factor / n)``. ``partition_info`` is ignored: fans come from the shape passed.
 
+    Recipes from its documentation: He et al. "Delving Deep into Rectifiers" is the default
+    (2.0, FAN_IN, normal); Caffe is (1.0, FAN_IN, uniform); Glorot & Bengio is
+    (1.0, FAN_AVG, uniform); ``xavier_initializer`` is (1.0, FAN_AVG, uniform or normal).
+
     Raises:
         TypeError: unknown mode (at creation, as the documentation says).
         ValueError: non-floating dtype (at creation).
@@ -259,17 +256,6 @@ class ContribVarianceScaling(Initializer):
         return super()._region(shape, None)
 
 
-def variance_scaling_initializer(
-    factor: float = 2.0,
-    mode: str = "FAN_IN",
-    uniform: bool = False,
-    seed: int | None = None,
-    dtype: DTypeSpec = "float32",
-) -> ContribVarianceScaling:
-    """``tf.contrib.layers.variance_scaling_initializer``: returns the initializer.
-
-    Recipes from its documentation: He et al. "Delving Deep into Rectifiers" is the default
-    (2.0, FAN_IN, normal); Caffe is (1.0, FAN_IN, uniform); Glorot & Bengio is
-    (1.0, FAN_AVG, uniform); ``xavier_initializer`` is (1.0, FAN_AVG, uniform or normal).
-    """
-    return ContribVarianceScaling(factor, mode, uniform, seed, dtype)
+#: ``tf.contrib.layers.variance_scaling_initializer(factor, mode, uniform, seed, dtype)``: the
+#: class itself, so that its arguments and defaults are written once.
+variance_scaling_initializer = ContribVarianceScaling
