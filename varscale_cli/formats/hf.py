@@ -57,8 +57,6 @@ def open_layout(path: Path, *, max_tensors: int = MAX_TENSORS) -> WeightFile | N
 
 
 class ShardedSafetensors(BaseWeightFile):
-    thread_safe = True  # each shard is a thread-safe SafetensorsFile
-
     """A Hugging Face sharded checkpoint, read through its ``*.index.json``.
 
     The index is ``{"metadata": {...}, "weight_map": {tensor: shard file}}``. Every shard
@@ -70,6 +68,8 @@ class ShardedSafetensors(BaseWeightFile):
     ``__metadata__``; varscale provenance (key ``varscale``) is merged so its ``tensors``
     cover every shard.
     """
+
+    thread_safe = True  # each shard is a thread-safe SafetensorsFile
 
     def __init__(self, index_path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self.path = Path(index_path)

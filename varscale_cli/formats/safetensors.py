@@ -134,10 +134,10 @@ def _is_uint(value: Any) -> bool:
 
 
 class SafetensorsFile(BaseWeightFile):
+    """One ``.safetensors`` file, header validated on open, values read in chunks."""
+
     #: iter_chunks uses positional reads (preadv) and no shared cursor: safe from threads.
     thread_safe = True
-
-    """One ``.safetensors`` file, header validated on open, values read in chunks."""
 
     def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self._spans: dict[str, tuple[int, int]] = {}
