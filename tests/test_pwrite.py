@@ -10,6 +10,7 @@ streaming writer's too, and a worker's error must surface with no thread left be
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -240,3 +241,48 @@ def test_a_tensor_beyond_its_bound_is_re_read_for_exact_counts(
     with open_weights(out) as wf:
         slow = stats.check_file(wf, stats.targets_from_provenance(wf.metadata, str(out)) or {})
     assert a.out_of_bound == next(r for r in slow.tensors if r.name == "a/kernel").out_of_bound
+
+
+def test_a_durable_write_starts_each_chunks_write_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With fsync on, every chunk's byte range is handed to the kernel's write-out as soon as
+    it is written (so the disk works during sampling), the ranges tile the tensor data, and
+    the bytes stay the streamed ones; without fsync nothing is asked."""
+    tensors, metadata = _resolved()
+    want = _streamed(tmp_path, tensors, metadata)
+    lock = threading.Lock()
+    for durable in (True, False):
+        ranges: list[tuple[int, int]] = []
+
+        def record(fd: int, offset: int, nbytes: int, ranges: list = ranges) -> None:
+            with lock:
+                ranges.append((offset, nbytes))
+
+        monkeypatch.setattr(pwrite, "START_WRITEBACK", record)
+        out = tmp_path / f"durable-{durable}.safetensors"
+        write_file(tensors, metadata, out, "safetensors", force=False, workers=2, fsync=durable)
+        assert out.read_bytes() == want
+        if not durable:
+            assert ranges == []
+            continue
+        header = len(want) - sum(t.nbytes for t in tensors)
+        pos = header
+        for offset, nbytes in sorted(ranges):
+            assert offset == pos
+            pos += nbytes
+        assert pos == len(want)
+
+
+@pytest.mark.skipif(pwrite.START_WRITEBACK is None, reason="no sync_file_range in this C library")
+def test_start_writeback_is_a_harmless_hint(tmp_path: Path) -> None:
+    """The real call on a real file (and on a range past its end) changes no byte."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 10000)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"y" * 100, 5000)
+        pwrite.START_WRITEBACK(fd, 5000, 100)
+        pwrite.START_WRITEBACK(fd, 1 << 40, 4096)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"x" * 5000 + b"y" * 100 + b"x" * 4900

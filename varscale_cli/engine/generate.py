@@ -127,6 +127,7 @@ def write_file(
                 write_at_offsets(
                     tmp, layout, tensors, workers=engine.workers,
                     chunk_elems=engine.chunk_elems, on_chunk=on_chunk, recorder=recorder,
+                    durable=fsync,
                 )
             else:
                 formats.write(fmt, tmp, items, metadata)
