@@ -268,6 +268,13 @@ def write_markdown(kernels: list[dict], e2e: dict | None, rounds: int) -> str:
         w1 = runs["generate tmpfs --workers 1"]
         for w in range(2, e2e["cores"] + 1):
             checks.append((f"tmpfs --workers {w} / --workers 1", _ratio(runs[f"generate tmpfs --workers {w}"], w1), "<= 0.6" if w == 2 else "(scaling)"))
+        # Amdahl: a run's fixed start-up (imports, spec, header: the whole MLP run is an upper
+        # bound of it) does not shrink with workers; the rest at best halves on two.
+        fixed = runs["mlp spec end to end"]
+        bound = statistics.median(
+            (f["wall"] + (a["wall"] - f["wall"]) / 2) / a["wall"] for f, a in zip(fixed, w1, strict=True)
+        )
+        checks.append(("best --workers 2 / --workers 1 with the MLP run as fixed start-up (Amdahl)", bound, "(context)"))
         checks.append(("tmpfs --workers 1 / dd to tmpfs, same bytes", _ratio(w1, runs["dd (tmpfs)"]), "(per-core rate)"))
         wn = runs[f"generate tmpfs --workers {e2e['cores']}"]
         checks.append((f"tmpfs --workers {e2e['cores']} / dd to tmpfs, same bytes", _ratio(wn, runs["dd (tmpfs)"]), "(context)"))
