@@ -180,8 +180,11 @@ static float vs_next_float(float f, int up) {
 /* The smallest float >= v (up) or the largest float <= v (down): a float x is < lo exactly
  * when it is < the smallest float >= lo, and > hi exactly when it is > the largest <= hi. */
 static float vs_float_bound(double v, int up) {
+    /* Out of float's range first: C leaves that conversion undefined outside IEEE Annex F. */
+    if (v > FLT_MAX) return (up || v == __builtin_inf()) ? __builtin_inff() : FLT_MAX;
+    if (v < -FLT_MAX) return (!up || v == -__builtin_inf()) ? -__builtin_inff() : -FLT_MAX;
     float f = (float)v;
-    if (f != f) return f;
+    if (f != f) return f; /* NaN: every comparison is false, as with the double */
     return (up ? (double)f < v : (double)f > v) ? vs_next_float(f, up) : f;
 }
 
