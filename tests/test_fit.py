@@ -8,7 +8,9 @@ from statistics import NormalDist
 import ml_dtypes
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from varscale_cli.cli import cli
 from varscale_cli.core.distributions import Distribution
 from varscale_cli.core.fit import MAX_SCALE, law_problem, max_abs_z
 
@@ -64,11 +66,13 @@ def test_float64_needs_a_finite_width_and_variance() -> None:
     half = (1e308 - -1e308) / 2.0  # what random_uniform(-1e308, 1e308) resolves to: inf
     problem = law_problem(Distribution("uniform", half, loc=-1e308 + half), "float64")
     assert problem is not None and "width overflows float64" in problem
-    assert law_problem(Distribution("uniform", MAX_SCALE), "float64") is None
+    # Up to 2**511 the variance is finite, but a recorded law stops at 1e50 (the next test):
+    # such laws were written and then refused by the file's own check.
     assert math.isfinite(Distribution("uniform", MAX_SCALE).variance)
+    assert "beyond the 1e+50" in str(law_problem(Distribution("uniform", MAX_SCALE), "float64"))
     problem = law_problem(Distribution("uniform", 1e200), "float64")
     assert problem is not None and "variance overflows float64" in problem
-    assert law_problem(Distribution("constant", 0.0, loc=1e308), "float64") is None
+    assert "beyond the 1e+50" in str(law_problem(Distribution("constant", 0.0, loc=1e308), "float64"))
 
 
 def test_saturating_float8_always_fits_and_asymmetric_truncation_uses_both_ends() -> None:
@@ -88,3 +92,32 @@ def test_a_constant_is_rounded_in_one_step_like_the_writers() -> None:
     # would land on the midpoint and round to infinity.
     x = 65519.9990234375
     assert law_problem(Distribution("constant", 0.0, loc=x), "float16") is None
+
+
+@pytest.mark.parametrize(
+    "dist, key",
+    [(Distribution("normal", 1e100), "scale"), (Distribution("constant", 0.0, loc=-1e100), "value"),
+     (Distribution("uniform", 1.0, loc=2e50), "loc")],
+)
+def test_a_storable_law_beyond_what_a_record_may_hold_is_refused(dist: Distribution, key: str) -> None:
+    """float64 holds these, but the provenance parser refuses a recorded law past
+    MAX_DISTRIBUTION_PARAM: the spec must refuse it before sampling, not the post-write check."""
+    problem = law_problem(dist, "float64")
+    assert problem is not None and f"has {key} " in problem and "1e+50" in problem
+    assert law_problem(Distribution(dist.kind, min(dist.scale, 1e50), loc=0.0), "float64") is None
+
+
+def test_the_largest_checkable_law_generates_and_checks(tmp_path) -> None:
+    """scale 1e50 (the limit) in float64: written, recorded, and judged by the default check."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "version: 1\nseed: 0\ntensors:\n  w: {shape: [300, 400], dtype: float64, "
+        "initializer: {name: random_normal, stddev: 1.0e+50}}\n"
+    )
+    out = tmp_path / "w.safetensors"
+    r = CliRunner().invoke(cli, ["generate", str(spec), "-o", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    spec.write_text(spec.read_text().replace("1.0e+50", "1.0e+51"))
+    r = CliRunner().invoke(cli, ["generate", str(spec), "-o", str(tmp_path / "x.safetensors")])
+    assert r.exit_code == 2 and "stddev" not in r.output and "scale 1e+51, beyond the 1e+50" in r.output
+    assert not (tmp_path / "x.safetensors").exists()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
-from .core.distributions import Distribution, parse_kind
+from .core.distributions import MAX_DISTRIBUTION_PARAM, Distribution, parse_kind
 from .core.stream import STREAM_ID
 from .errors import ReadError, VarscaleError
 
@@ -45,11 +45,6 @@ MAX_SEED = 2**63 - 1
 MAX_CONFIG_DEPTH = 8
 
 
-#: Largest |loc|, scale, cut and |lower| accepted in a recorded distribution. `stats` computes
-#: the law's moments up to the sixth power of (|loc| + cut * scale) in float64, whose largest finite
-#: value is about 1.8e308: (1e50)**6 = 1e300 leaves room, while 1e308 overflows at the
-#: square. Every initializer varscale writes records values near 1 (Keras and torch defaults).
-MAX_DISTRIBUTION_PARAM = 1e50
 
 #: Smallest cut of a truncated normal accepted (half its interval's width, when ``lower`` makes
 #: it asymmetric: the interval [lower, cut] must be at least 0.02 wide). Its moments are differences of nearly equal

@@ -41,6 +41,14 @@ import numpy as np
 from . import truncnorm
 
 #: What a sampler can draw: the four real laws, the three complex ones and orthogonal.
+#: Largest |loc|, scale, cut and |lower| of a law varscale samples, records and checks.
+#: `stats` computes the law's moments up to the sixth power of (|loc| + cut * scale) in
+#: float64, whose largest finite value is about 1.8e308: (1e50)**6 = 1e300 leaves room, while
+#: 1e308 overflows at the square. Every initializer varscale writes records values near 1
+#: (Keras and torch defaults). The spec refuses a larger law (core.fit.law_problem) and the
+#: provenance parser a recorded one, so a file varscale writes is always one it can check.
+MAX_DISTRIBUTION_PARAM = 1e50
+
 Kind = Literal[
     "truncated_normal", "normal", "uniform", "constant",
     "complex_normal", "complex_uniform", "complex_truncated_normal", "orthogonal",
