@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
-from .core.distributions import MAX_DISTRIBUTION_PARAM, Distribution, parse_kind
+from .core.distributions import MAX_DISTRIBUTION_PARAM, Distribution, param_beyond_limit, parse_kind
 from .core.stream import STREAM_ID
 from .errors import ReadError, VarscaleError
 
@@ -146,9 +146,10 @@ def distribution_from_json(value: JSONValue) -> Distribution:
         raise ValueError(f"invalid distribution parameters scale={scale}, cut={cut}")
     if lower is not None and not lower < cut:
         raise ValueError(f"invalid distribution parameters lower={lower}, cut={cut}")
-    for key, v in (("loc", loc), ("scale", scale), ("cut", cut), ("lower", lower or 0.0)):
-        if abs(v) > MAX_DISTRIBUTION_PARAM:
-            raise ValueError(f"distribution {key} {v:g} is beyond the {MAX_DISTRIBUTION_PARAM:g} accepted")
+    beyond = param_beyond_limit(loc, scale, cut, lower)
+    if beyond is not None:
+        key, v = beyond
+        raise ValueError(f"distribution {key} {v:g} is beyond the {MAX_DISTRIBUTION_PARAM:g} accepted")
     width = cut - (-cut if lower is None else lower)
     if kind == "truncated_normal" and width < 2 * MIN_TRUNCATION_CUT:
         what = f"cut {cut:g}" if lower is None else f"interval [{lower:g}, {cut:g}]"

@@ -40,7 +40,6 @@ import numpy as np
 
 from . import truncnorm
 
-#: What a sampler can draw: the four real laws, the three complex ones and orthogonal.
 #: Largest |loc|, scale, cut and |lower| of a law varscale samples, records and checks.
 #: `stats` computes the law's moments up to the sixth power of (|loc| + cut * scale) in
 #: float64, whose largest finite value is about 1.8e308: (1e50)**6 = 1e300 leaves room, while
@@ -49,6 +48,18 @@ from . import truncnorm
 #: provenance parser a recorded one, so a file varscale writes is always one it can check.
 MAX_DISTRIBUTION_PARAM = 1e50
 
+
+def param_beyond_limit(
+    loc: float, scale: float, cut: float, lower: float | None
+) -> tuple[str, float] | None:
+    """The first of a law's parameters past `MAX_DISTRIBUTION_PARAM`, as (name, value)."""
+    for key, v in (("loc", loc), ("scale", scale), ("cut", cut), ("lower", lower or 0.0)):
+        if abs(v) > MAX_DISTRIBUTION_PARAM:
+            return key, v
+    return None
+
+
+#: What a sampler can draw: the four real laws, the three complex ones and orthogonal.
 Kind = Literal[
     "truncated_normal", "normal", "uniform", "constant",
     "complex_normal", "complex_uniform", "complex_truncated_normal", "orthogonal",

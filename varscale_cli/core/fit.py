@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from .distributions import MAX_DISTRIBUTION_PARAM, Distribution
+from .distributions import MAX_DISTRIBUTION_PARAM, Distribution, param_beyond_limit
 from .rounding import _FLOAT32, FORMATS, SATURATING, round_to
 
 #: The float each dtype's values are stored as (complex: per component); the small floats
@@ -132,12 +132,12 @@ def law_problem(dist: Distribution, dtype: str) -> str | None:
             return f"{what} {x:.8g}, which {dtype} cannot hold ({limit})"
     # Storable, but beyond what a recorded law may hold: the provenance parser would refuse
     # the file varscale had just written (and stats could not take its moments).
-    params = (("loc", dist.loc), ("scale", dist.scale), ("cut", dist.cut), ("lower", dist.lower or 0.0))
-    for key, v in params:
-        if abs(v) > MAX_DISTRIBUTION_PARAM:
-            what = "value" if dist.kind == "constant" and key == "loc" else key
-            return (
-                f"its {dist.kind} law has {what} {v:g}, beyond the {MAX_DISTRIBUTION_PARAM:g} "
-                "varscale can check (stats takes the law's moments to the sixth power in float64)"
-            )
+    beyond = param_beyond_limit(dist.loc, dist.scale, dist.cut, dist.lower)
+    if beyond is not None:
+        key, v = beyond
+        what = "value" if dist.kind == "constant" and key == "loc" else key
+        return (
+            f"its {dist.kind} law has {what} {v:g}, beyond the {MAX_DISTRIBUTION_PARAM:g} "
+            "varscale can check (stats takes the law's moments to the sixth power in float64)"
+        )
     return None
