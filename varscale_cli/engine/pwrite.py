@@ -131,10 +131,11 @@ def write_at_offsets(
     durable: bool = False,
 ) -> None:
     """Write the file ``layout`` describes at ``path`` (an existing, empty temp file) on
-    ``workers`` threads. ``durable``: the caller will fsync the file, so each chunk's
-    write-out to the device starts right after it is written (`START_WRITEBACK`). Progress, Ctrl-C and worker errors are handled on the calling thread:
+    ``workers`` threads. Progress, Ctrl-C and worker errors are handled on the calling thread:
     an exception there (or in any worker) stops every worker before it propagates.
-    ``recorder`` sees every chunk right after it is written (postcheck.ChunkRecorder)."""
+    ``recorder`` sees every chunk right after it is written (postcheck.ChunkRecorder).
+    ``durable``: the caller will fsync the file, so each chunk's write-out to the device
+    starts right after it is written (`START_WRITEBACK`)."""
     jobs = _placed_jobs(layout, tensors, chunk_elems)
     lock = threading.Lock()
     stop = threading.Event()

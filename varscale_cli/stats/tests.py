@@ -132,10 +132,6 @@ def variance_p_value(ratio: float, n: int, kurtosis: float, sixth: float) -> flo
 KS_BLOCK = 8192
 
 
-def _lattice_index(values: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    return np.minimum(np.searchsorted(values, xs), values.size - 1)
-
-
 def ks_distance(sample: np.ndarray, dist: Distribution, law: Law) -> tuple[float, int]:
     """(D, m): KS distance between the sample's ECDF and the stored law's CDF, sample size."""
     xs = sample[np.isfinite(sample)]
@@ -144,23 +140,22 @@ def ks_distance(sample: np.ndarray, dist: Distribution, law: Law) -> tuple[float
     if m == 0:
         return math.nan, 0
     blocks = [xs[start : start + KS_BLOCK] for start in range(0, m, KS_BLOCK)]
-    # The stored law's exact steps serve only when every value is one of its points.
-    steps = None
+    # The stored law's exact steps serve only when every value is one of its points: then
+    # each block's (P(X < x), P(X <= x)) come from its indices into them.
+    steps: list[tuple[np.ndarray, np.ndarray]] | None = None
     values, cum, pmf = law.values, law.cum, law.pmf
-    if values is not None and cum is not None and pmf is not None and all(
-        np.array_equal(values[_lattice_index(values, b)], b) for b in blocks
-    ):
-        steps = (values, cum, pmf)
+    if values is not None and cum is not None and pmf is not None:
+        indices = [np.minimum(np.searchsorted(values, b), values.size - 1) for b in blocks]
+        if all(np.array_equal(values[i], b) for i, b in zip(indices, blocks, strict=True)):
+            steps = [(cum[i] - pmf[i], cum[i]) for i in indices]
     kernels = compiled_kernels()
     if steps is None and kernels is not None and dist.kind in ("normal", "truncated_normal"):
         cuts = dist.cut_cdfs() if dist.kind == "truncated_normal" else None
         return kernels.ks_normal(xs, dist.loc, dist.scale, cuts), m
     d, start = 0.0, 0
-    for block in blocks:
+    for k, block in enumerate(blocks):
         if steps is not None:
-            idx = _lattice_index(steps[0], block)
-            f_hi = steps[1][idx]  # P(X <= x)
-            f_lo = f_hi - steps[2][idx]  # P(X < x)
+            f_lo, f_hi = steps[k]
         else:
             f_hi = f_lo = dist.cdf(block)
         i = np.arange(start + 1, start + block.size + 1, dtype=np.float64)
