@@ -14,6 +14,9 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,53 +125,48 @@ def test_no_module_over_the_line_limit(module: str) -> None:
     assert lines <= MAX_LINES, f"{module} has {lines} lines, over {MAX_LINES}"
 
 
+def _modules_loaded_by(tmp_path: Path, spec_text: str, *commands: str) -> str:
+    """Run ``commands`` (CLI argument lines, ``{spec}`` and ``{out}`` filled in) in a fresh
+    interpreter, each required to succeed; return what its last line prints: whether h5py,
+    ml_dtypes, rich and jsonschema were imported."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(spec_text)
+    script = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from varscale_cli.cli import cli\n"
+        "for args in map(json.loads, sys.argv[1:]):\n"
+        "    r = CliRunner().invoke(cli, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+        "print(*(m in sys.modules for m in ('h5py', 'ml_dtypes', 'rich', 'jsonschema')))\n"
+    )
+    out = tmp_path / "w.safetensors"
+    lines = [json.dumps([a.format(spec=spec, out=out) for a in c.split()]) for c in commands]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *lines], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
 def test_help_and_float32_safetensors_runs_do_not_import_h5py_or_ml_dtypes(tmp_path: Path) -> None:
-    """The registry imports every format module; only opening or writing HDF5 imports h5py."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from varscale_cli.cli import cli\n"
-        "spec, out = sys.argv[1], sys.argv[2]\n"
-        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
-        "assert CliRunner().invoke(cli, ['generate', spec, '-o', out, '-q']).exit_code == 0\n"
-        "assert CliRunner().invoke(cli, ['verify', out]).exit_code == 0\n"
-        "print('h5py' in sys.modules, 'ml_dtypes' in sys.modules)\n"
+    """The registry imports every format module; only opening or writing HDF5 imports h5py,
+    nor ml_dtypes (0.15-0.5 s of start-up) for a float32 file: only 16- and 8-bit floats."""
+    loaded = _modules_loaded_by(
+        tmp_path, "version: 1\nseed: 0\ntensors:\n  w: {shape: [4, 3]}\n",
+        "--help", "generate {spec} -o {out} -q", "verify {out}",
     )
-    spec = tmp_path / "s.yaml"
-    spec.write_text("version: 1\nseed: 0\ntensors:\n  w: {shape: [4, 3]}\n")
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(spec), str(tmp_path / "w.safetensors")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    # ...nor ml_dtypes (0.15-0.5 s of start-up) for a float32 file: only 16- and 8-bit floats.
-    assert result.stdout.strip() == "False False"
+    assert loaded.split()[:2] == ["False", "False"]
 
 
-def test_a_quiet_generate_does_not_import_rich(tmp_path: Path) -> None:
-    """rich is for printing: a --quiet run (the check included) never loads it."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys\n"
-        "from click.testing import CliRunner\n"
-        "from varscale_cli.cli import cli\n"
-        "r = CliRunner().invoke(cli, ['generate', sys.argv[1], '-o', sys.argv[2], '-q'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print('rich' in sys.modules, 'h5py' in sys.modules, 'ml_dtypes' in sys.modules)\n"
+def test_a_quiet_generate_does_not_import_rich_or_jsonschema(tmp_path: Path) -> None:
+    """rich is for printing: a --quiet run (the check included) never loads it; and a spec
+    that conforms never loads jsonschema (spec/conforms.py), which only words errors."""
+    loaded = _modules_loaded_by(
+        tmp_path, "version: 1\nseed: 0\ntensors:\n  w: {shape: [400, 300]}\n  b: {shape: [300]}\n",
+        "generate {spec} -o {out} -q",
     )
-    spec = tmp_path / "s.yaml"
-    spec.write_text("version: 1\nseed: 0\ntensors:\n  w: {shape: [400, 300]}\n  b: {shape: [300]}\n")
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(spec), str(tmp_path / "w.safetensors")],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False False False"
+    assert loaded == "False False False False"
 
 
 def test_public_classes_have_docstrings():

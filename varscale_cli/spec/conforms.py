@@ -19,12 +19,16 @@ from typing import Any
 _ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _is_type(value: Any, name: str) -> bool:
     # "integer" is varscale's strict integer (schema_check._is_strict_int): no bools, no 3.0.
     if name == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
     if name == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return _number(value)
     if name == "string":
         return isinstance(value, str)
     if name == "object":
@@ -53,10 +57,6 @@ def _equal(a: Any, b: Any) -> bool:
 
 class _Unknown(Exception):
     """A keyword or type this module does not implement: the answer is 'not known to conform'."""
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _ok(value: Any, schema: Mapping[str, Any]) -> bool:
