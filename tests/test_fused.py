@@ -12,10 +12,10 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from paths import fill_on_path
 
 from varscale_cli.core.distributions import Distribution
-from varscale_cli.core.dtypes import numpy_dtype
-from varscale_cli.core.stream import TensorSampler, native_path, philox
+from varscale_cli.core.stream import TensorSampler, philox
 from varscale_cli.core.stream.native import Kernels
 
 KINDS = ("truncated_normal", "normal", "uniform")
@@ -76,13 +76,6 @@ def test_rounding_equals_the_reference_casts(kernels: Kernels, dtype: str) -> No
     assert np.isnan(got[nan].view(REFERENCE[dtype]).astype(np.float32)).all()
 
 
-def _fill(sampler: TensorSampler, compiled: bool, start: int, n: int) -> np.ndarray:
-    with native_path(compiled):
-        out = np.empty(n, numpy_dtype(sampler.dtype))
-        sampler.fill(start, out)
-        return out
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("scale", "loc"), [(1.0, 0.0), (3e-6, 0.0), (0.02, 0.5), (250.0, -1.0)])
@@ -92,7 +85,7 @@ def test_fused_fill_equals_the_numpy_path(
     sampler = TensorSampler(Distribution(kind, scale, loc=loc), dtype, 2024, "fused")
     # Odd and even starts, lengths around the 2048-element tile and the 8-value Philox block.
     for start, n in ((0, 1), (1, 7), (3, 8), (7, 9), (5, 2047), (0, 2048), (13, 2049), (99, 50_001)):
-        assert _fill(sampler, True, start, n).tobytes() == _fill(sampler, False, start, n).tobytes()
+        assert fill_on_path(sampler, True, start, n).tobytes() == fill_on_path(sampler, False, start, n).tobytes()
 
 
 @pytest.mark.parametrize(
@@ -107,7 +100,7 @@ def test_fused_fill_equals_the_numpy_path(
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_fill_far_offsets(kernels: Kernels, start: int, dtype: str) -> None:
     sampler = TensorSampler(Distribution("truncated_normal", 0.05), dtype, 7, "far")
-    assert _fill(sampler, True, start, 4099).tobytes() == _fill(sampler, False, start, 4099).tobytes()
+    assert fill_on_path(sampler, True, start, 4099).tobytes() == fill_on_path(sampler, False, start, 4099).tobytes()
 
 
 def test_fused_bits_are_numpy_philox(kernels: Kernels) -> None:
@@ -116,6 +109,6 @@ def test_fused_bits_are_numpy_philox(kernels: Kernels) -> None:
     key = philox.stream_key(3, "bits")
     sampler = TensorSampler(Distribution("uniform", float(1 << 23)), "float32", 3, "bits")
     start, n = 12_345, 10_001
-    got = _fill(sampler, True, start, n).astype(np.int64)
+    got = fill_on_path(sampler, True, start, n).astype(np.int64)
     bits = philox.raw_bits32(key, start, n).view(np.int32).astype(np.int64)
     assert np.array_equal(got, (bits >> 8) | 1)

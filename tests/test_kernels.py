@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from paths import fill_on_path
 
 from varscale_cli.core.distributions import Distribution
-from varscale_cli.core.dtypes import numpy_dtype
 from varscale_cli.core.stream import TensorSampler, compiled_kernels, native_path
 from varscale_cli.core.stream.native import Kernels
 from varscale_cli.core.stream.transforms import Scratch, transform_f32
@@ -20,13 +20,6 @@ PARAMS = ((1.0, 0.0), (0.0123, 0.5), (3e-6, 0.0), (250.0, -1.0))
 
 
 
-def _fill(sampler: TensorSampler, compiled: bool, start: int, n: int) -> np.ndarray:
-    with native_path(compiled):
-        out = np.empty(n, numpy_dtype(sampler.dtype))
-        sampler.fill(start, out)
-        return out
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("scale", "loc"), PARAMS)
@@ -36,8 +29,8 @@ def test_compiled_path_is_bit_identical(
     sampler = TensorSampler(Distribution(kind, scale, loc=loc), dtype, 99, "k")
     # 300,001 elements from an odd start: several blocks, a ragged tail, and (for the untruncated
     # normal) ~1,000 values in the erfinv tail branch.
-    numpy_path = _fill(sampler, False, 12_345, 300_001)
-    compiled = _fill(sampler, True, 12_345, 300_001)
+    numpy_path = fill_on_path(sampler, False, 12_345, 300_001)
+    compiled = fill_on_path(sampler, True, 12_345, 300_001)
     assert numpy_path.tobytes() == compiled.tobytes()
 
 
