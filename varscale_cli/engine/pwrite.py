@@ -6,8 +6,9 @@ is needed. Each worker takes the next chunk job, fills its own reused buffer (th
 stream releases the GIL for the whole chunk) and writes it with ``os.pwrite`` at
 ``span.offset + first element * itemsize``; ``pwrite`` releases the GIL too. A chunk's bytes
 depend only on its element range, so the file is byte for byte the one the streaming writer
-produces, for every worker count and chunk size (tests/test_pwrite.py). Memory stays at one
-chunk buffer per worker per dtype; the caller (`atomic_output`) fsyncs once at the end.
+produces, for every worker count and chunk size (tests/test_pwrite.py). The writes take turns
+(`FILL_AHEAD`): a worker that finds the file busy samples ahead. Memory stays at two chunk
+buffers per worker per dtype; the caller (`atomic_output`) fsyncs once at the end.
 
 Formats whose bookkeeping depends on the data (zip CRCs in npz) or whose library places the
 data (HDF5) keep the streaming writer: BENCHMARKS.md says what that costs.
@@ -111,6 +112,14 @@ def _sync_file_range() -> Callable[[int, int, int], None] | None:
 START_WRITEBACK = _sync_file_range()
 
 
+#: Chunks a worker fills before it waits for the file. Linux serialises buffered writes to one
+#: file (ext4, XFS, btrfs and tmpfs all hold the inode's i_rwsem for the whole write, and a
+#: second writer spins on it while the first copies), so the writes are one at a time in
+#: any case; taking turns through a lock lets a worker that finds the file busy sample its
+#: next chunk instead of spinning. Two keeps memory at two chunk buffers per worker.
+FILL_AHEAD = 2
+
+
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     # One pwrite may write less than asked (Linux caps a call at ~2 GiB; signals), so loop.
     while data.nbytes:
@@ -137,33 +146,58 @@ def write_at_offsets(
     ``durable``: the caller will fsync the file, so each chunk's write-out to the device
     starts right after it is written (`START_WRITEBACK`)."""
     jobs = _placed_jobs(layout, tensors, chunk_elems)
-    lock = threading.Lock()
+    lock = threading.Lock()  # the job iterator's
+    file_lock = threading.Lock()  # held while a worker writes (see FILL_AHEAD)
     stop = threading.Event()
     done: queue.SimpleQueue[tuple[ResolvedTensor, int] | None] = queue.SimpleQueue()
     errors: list[BaseException] = []
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     writeback = START_WRITEBACK if durable else None
 
+    def write(item: Placed, values: np.ndarray) -> None:
+        _pwrite_all(fd, values.view(np.uint8).data, item.offset)
+
+    def settle(item: Placed, values: np.ndarray) -> None:
+        """What follows a chunk's write, outside the file lock."""
+        if writeback is not None:
+            writeback(fd, item.offset, values.nbytes)
+        if recorder is not None:
+            recorder.record(item.t, item.index, item.first, item.offset, values)
+        done.put((item.t, values.nbytes))
+
     def work() -> None:
-        buffers: dict[str, np.ndarray] = {}  # one per dtype, reused for every chunk
+        free: dict[str, list[np.ndarray]] = {}  # reused buffers, per dtype
+        filled: list[tuple[Placed, np.ndarray, np.ndarray]] = []  # not yet written
         scratch = Scratch(BLOCK)  # the numpy path's (float64, no extension); pages untouched
+
+        def flush(wait: bool) -> None:
+            if not filled or not file_lock.acquire(blocking=wait):
+                return
+            try:
+                for item, values, _ in filled:
+                    write(item, values)
+            finally:
+                file_lock.release()
+            for item, values, buf in filled:
+                settle(item, values)
+                free[item.t.plan.dtype].append(buf)
+            filled.clear()
+
         try:
             while not stop.is_set():
                 with lock:
                     nxt = next(jobs, None)
                 if nxt is None:
-                    return
+                    break
                 dtype = nxt.t.plan.dtype
-                buf = buffers.get(dtype)
-                if buf is None:
-                    buf = buffers[dtype] = np.empty(chunk_elems, numpy_dtype(dtype))
-                values = nxt.job.fill(buf, scratch)
-                _pwrite_all(fd, values.view(np.uint8).data, nxt.offset)
-                if writeback is not None:
-                    writeback(fd, nxt.offset, values.nbytes)
-                if recorder is not None:
-                    recorder.record(nxt.t, nxt.index, nxt.first, nxt.offset, values)
-                done.put((nxt.t, values.nbytes))
+                spare = free.setdefault(dtype, [])
+                buf = spare.pop() if spare else np.empty(chunk_elems, numpy_dtype(dtype))
+                filled.append((nxt, nxt.job.fill(buf, scratch), buf))
+                # Write now if the file is free; if another worker is writing, fill the next
+                # chunk meanwhile, until FILL_AHEAD chunks wait.
+                flush(wait=len(filled) >= FILL_AHEAD)
+            if not stop.is_set():
+                flush(wait=True)
         except BaseException as exc:  # reported and re-raised on the calling thread
             errors.append(exc)
             stop.set()
