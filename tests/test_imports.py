@@ -125,10 +125,13 @@ def test_no_module_over_the_line_limit(module: str) -> None:
     assert lines <= MAX_LINES, f"{module} has {lines} lines, over {MAX_LINES}"
 
 
-def _modules_loaded_by(tmp_path: Path, spec_text: str, *commands: str) -> str:
+def _modules_loaded_by(
+    tmp_path: Path, spec_text: str, *commands: str,
+    modules: tuple[str, ...] = ("h5py", "ml_dtypes", "rich", "jsonschema"),
+) -> str:
     """Run ``commands`` (CLI argument lines, ``{spec}`` and ``{out}`` filled in) in a fresh
-    interpreter, each required to succeed; return what its last line prints: whether h5py,
-    ml_dtypes, rich and jsonschema were imported."""
+    interpreter, each required to succeed; return what its last line prints: whether each
+    of ``modules`` was imported."""
     spec = tmp_path / "s.yaml"
     spec.write_text(spec_text)
     script = (
@@ -138,7 +141,7 @@ def _modules_loaded_by(tmp_path: Path, spec_text: str, *commands: str) -> str:
         "for args in map(json.loads, sys.argv[1:]):\n"
         "    r = CliRunner().invoke(cli, args)\n"
         "    assert r.exit_code == 0, (args, r.output)\n"
-        "print(*(m in sys.modules for m in ('h5py', 'ml_dtypes', 'rich', 'jsonschema')))\n"
+        f"print(*(m in sys.modules for m in {modules!r}))\n"
     )
     out = tmp_path / "w.safetensors"
     lines = [json.dumps([a.format(spec=spec, out=out) for a in c.split()]) for c in commands]
@@ -167,6 +170,30 @@ def test_a_quiet_generate_does_not_import_rich_or_jsonschema(tmp_path: Path) -> 
         "generate {spec} -o {out} -q",
     )
     assert loaded == "False False False False"
+
+
+def test_a_generate_does_not_import_the_framework_conventions_or_the_thread_pool(
+    tmp_path: Path,
+) -> None:
+    """Start-up: deriving specs from frameworks (yaml dumping, the rule tables), sharding,
+    size parsing and the streaming writers' thread pool are not part of a plain generate."""
+    loaded = _modules_loaded_by(
+        tmp_path, "version: 1\nseed: 0\ntensors:\n  w: {shape: [40, 30]}\n",
+        "generate {spec} -o {out} -q --workers 2",
+        modules=(
+            "varscale_cli.frameworks.conventions", "varscale_cli.frameworks.rules",
+            "varscale_cli.engine.shards", "fractions", "concurrent.futures",
+        ),
+    )
+    assert loaded == "False False False False False"
+    # ... while the framework helpers still load on first use.
+    import varscale_cli
+    from varscale_cli import frameworks
+
+    assert varscale_cli.spec_from_module is frameworks.spec_from_module
+    assert "spec_from_keras" in dir(varscale_cli) and "dump_spec" in dir(frameworks)
+    with pytest.raises(AttributeError):
+        _ = frameworks.no_such_helper
 
 
 def test_public_classes_have_docstrings():

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .core.distributions import Distribution
 from .core.fans import compute_fans
 from .core.initializers import (
@@ -45,9 +47,29 @@ from .core.initializers.registry import (
     xavier_uniform,
 )
 from .core.stream import STREAM_ID, TensorSampler
-from .frameworks import spec_from_keras, spec_from_module
+
+if TYPE_CHECKING:
+    from .frameworks import spec_from_keras, spec_from_module
 
 __version__ = "0.1.0"
+
+
+
+def __getattr__(name: str) -> Any:
+    """The framework helpers load on first use (see `frameworks`): the CLI's generate, stats
+    and verify never need them."""
+    if name in ("spec_from_keras", "spec_from_module"):
+        from . import frameworks
+
+        value = getattr(frameworks, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "PRESETS", "STREAM_ID", "Constant", "ContribVarianceScaling", "Distribution", "Initializer",

@@ -107,10 +107,8 @@ def generate(
     """
     from .. import formats
     from ..engine import generate as gen
-    from ..engine import shards
     from ..engine.chunks import worker_count
     from ..engine.resolve import resolve, resolve_seed
-    from ..frameworks import hf
     from ..spec import load_spec
     from .plan import generate_document, shard_plan_lines
 
@@ -132,7 +130,10 @@ def generate(
         if output is None and not dry_run:
             raise SpecError("missing -o/--output (or use --dry-run)")
         if spec.hf_config is not None and output is not None and not dry_run:
-            # A Hugging Face folder: config.json beside the weights.
+            # A Hugging Face folder: config.json beside the weights. (Sharding and Hugging
+            # Face folders import their modules only when a run needs them: start-up time.)
+            from ..frameworks import hf
+
             weights = hf.weights_path(output, force=force)
             output = output if sharded else weights
         if output is not None:
@@ -142,6 +143,8 @@ def generate(
         # Everything a run checks before its first byte, for the dry run too.
         job = None
         if sharded:
+            from ..engine import shards
+
             run = shards.ShardedRun(
                 spec=spec, spec_path=spec_path, tensors=tensors, seed=seed, output=output,
                 fmt=fmt, max_shard_size=max_shard_size, num_shards=num_shards,

@@ -11,7 +11,7 @@ import click
 
 from ..core.fans import LAYOUTS
 from ..errors import VarscaleError
-from ..frameworks.conventions import CONVENTIONS
+from ..frameworks.choices import CONVENTIONS
 from ..terminal import printable
 from ._console import exit_codes, max_tensors_option, stderr_console, stdout_console
 

@@ -12,12 +12,15 @@ import os
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.dtypes import numpy_dtype
 from ..core.stream import BLOCK, ChunkJob, Scratch
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 #: Elements per chunk handed to the writer: 1 Mi float32 = 4 MiB. Large enough that the
 #: per-chunk overhead (a Philox construction, a write call) is noise, small enough that
@@ -52,11 +55,7 @@ class ChunkEngine:
         self._local = threading.local()
         self._pool: dict[str, list[np.ndarray]] = {}
         self._lock = threading.Lock()
-        self._executor = (
-            ThreadPoolExecutor(self.workers, thread_name_prefix="varscale")
-            if self.workers > 1
-            else None
-        )
+        self._executor: ThreadPoolExecutor | None = None  # started by the first threaded run
 
     def close(self) -> None:
         if self._executor is not None:
@@ -89,12 +88,18 @@ class ChunkEngine:
 
     def run(self, jobs: Iterator[ChunkJob]) -> Iterator[np.ndarray]:
         """Yield each job's values (a pooled buffer, valid until the next item is requested)."""
-        if self._executor is None:
+        if self.workers == 1:
             for job in jobs:
                 buf = self._run(job)
                 yield buf[: job.count]
                 self._release(job.sampler.dtype, buf)
             return
+        if self._executor is None:
+            # Imported here, not at the top (~5 ms of every start-up): the parallel
+            # safetensors writer (pwrite.py) uses its own threads, not this pool.
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="varscale")
         pending: deque[tuple[ChunkJob, Future[np.ndarray]]] = deque()
         jobs = iter(jobs)
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 
 from ..errors import SpecError
 
@@ -103,6 +102,8 @@ def parse_size(text: str) -> Size:
     if m is None:
         raise _size_error(text, "not a number with a unit")
     number, unit = m.groups()
+    from fractions import Fraction  # here, not at the top: it costs ~5 ms of every start-up
+
     value = Fraction(number)
     if unit.upper() == "B" or not unit:
         if unit == "b":

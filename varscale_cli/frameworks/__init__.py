@@ -22,7 +22,8 @@ they load directly.
 
 Modules: `torch` (state dicts), `keras` (Keras models), `files` (any weight file), `rules` (the
 one table of naming rules per layout all three follow), `document` (assembly and YAML), and the
-framework conventions: `conventions`, `hf`, `torch_modules`, `keras_files`.
+framework conventions: `conventions` (their names: `choices`), `hf`, `torch_modules`,
+`keras_files`. Each public name loads its module on first use.
 Neither torch nor keras is imported by this package: `spec_from_state_dict` only needs objects
 with ``.shape`` and ``.dtype``, and `spec_from_keras` imports keras when it is called.
 
@@ -45,14 +46,44 @@ A Keras layer checks that the file holds all of its variables, so leaving one ou
 instead.
 """
 
-from .conventions import DerivedSpec, spec_from_path
-from .document import dump_spec
-from .files import spec_from_tensors
-from .hf import spec_from_hf_config
-from .keras import spec_from_keras
-from .rules import TORCH_DEFAULT_INIT
-from .torch import skipped_tensors, spec_from_state_dict
-from .torch_modules import spec_from_module
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .conventions import DerivedSpec, spec_from_path
+    from .document import dump_spec
+    from .files import spec_from_tensors
+    from .hf import spec_from_hf_config
+    from .keras import spec_from_keras
+    from .rules import TORCH_DEFAULT_INIT
+    from .torch import skipped_tensors, spec_from_state_dict
+    from .torch_modules import spec_from_module
+
+#: The module of each public name. They load on first use (PEP 562 ``__getattr__``): a
+#: ``varscale generate`` run needs none of them, and together (yaml, the rule tables, the
+#: per-framework modules) they cost 25-50 ms of start-up.
+_HOMES = {
+    "DerivedSpec": "conventions", "spec_from_path": "conventions", "dump_spec": "document",
+    "spec_from_tensors": "files", "spec_from_hf_config": "hf", "spec_from_keras": "keras",
+    "TORCH_DEFAULT_INIT": "rules", "skipped_tensors": "torch",
+    "spec_from_state_dict": "torch", "spec_from_module": "torch_modules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "TORCH_DEFAULT_INIT",

@@ -25,15 +25,15 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from ..core.dtypes import SAMPLED
+from .choices import CONVENTIONS
 from .document import spec_document
 from .hf import is_hf_folder, read_config, spec_from_hf_config
 from .keras_files import keras_file_entries
 from .rules import KERAS, TORCH, TORCH_EMBEDDING_INIT, LayoutRules
 from .torch_modules import default_bias, torch_file_entries
 
+#: The conventions proper (`CONVENTIONS` adds ``auto``, the default, first).
 Convention = Literal["hf", "torch", "keras"]
-#: The ``--convention`` choices, ``auto`` first (the default).
-CONVENTIONS: tuple[str, ...] = ("auto", "hf", "torch", "keras")
 
 #: The rules a torch state_dict spec shows, first match wins (``torch/nn/modules``): norm
 #: buffers and scales, norm biases zeros, every other ``*.bias`` the default bias of its
