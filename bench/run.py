@@ -112,6 +112,17 @@ def dd_write(target: Path, nbytes: int, fsync: bool, direct: bool = False) -> di
     return r
 
 
+def prefault(nbytes: int) -> None:
+    """Touch and free ``nbytes`` of memory, so that the next process's page-cache or tmpfs
+    pages come from memory the guest has just used. A virtual machine whose balloon device
+    does free page reporting (Linux virtio_balloon, VIRTIO_BALLOON_F_REPORTING) hands memory
+    that stayed free for a few seconds back to its host, and the first touch of such a page
+    costs the host a fault: here up to ~2.4 s of system time per GB, at random, in whichever
+    timed process happens to get those pages (dd's floor included). Freed just now, the
+    pages are not yet reported."""
+    np.ones(nbytes, dtype=np.uint8)  # written (not calloc's lazily mapped zeros), then freed
+
+
 def _env() -> dict:
     """The child's environment: this checkout's varscale_cli first on the path."""
     env = dict(os.environ)
@@ -150,12 +161,13 @@ def end_to_end(rounds: int) -> dict:
 
     def fresh(*paths: Path | None) -> None:
         """Every timed write starts as dd's does: no old output to free (replacing a 1 GB
-        file frees its pages inside the timed process, ~0.2 s on tmpfs), and no dirty pages
-        of an earlier run still being written back to the same disk."""
+        file frees its pages inside the timed process, ~0.2 s on tmpfs), no dirty pages of an
+        earlier run still being written back to the same disk, and warm free memory."""
         for p in paths:
             if p is not None:
                 p.unlink(missing_ok=True)
         os.sync()
+        prefault(size)
 
     for _ in range(rounds):
         # Durable, on disk: varscale's default (all cores, fsync, with its check) and without
