@@ -119,8 +119,10 @@ def prefault(nbytes: int) -> None:
     that stayed free for a few seconds back to its host, and the first touch of such a page
     costs the host a fault: here up to ~2.4 s of system time per GB, at random, in whichever
     timed process happens to get those pages (dd's floor included). Freed just now, the
-    pages are not yet reported."""
-    np.ones(nbytes, dtype=np.uint8)  # written (not calloc's lazily mapped zeros), then freed
+    pages are not yet reported. In a child of its own: a forked child's ru_maxrss would
+    count this process's peak (see run_process)."""
+    # Written (np.ones, not calloc's lazily mapped zeros), then freed at exit.
+    subprocess.run([sys.executable, "-c", f"import numpy; numpy.ones({nbytes}, numpy.uint8)"], check=True)
 
 
 def _env() -> dict:
