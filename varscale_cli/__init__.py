@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-
 def __getattr__(name: str) -> Any:
     """The framework helpers load on first use (see `frameworks`): the CLI's generate, stats
     and verify never need them."""

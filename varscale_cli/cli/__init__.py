@@ -130,8 +130,8 @@ def generate(
         if output is None and not dry_run:
             raise SpecError("missing -o/--output (or use --dry-run)")
         if spec.hf_config is not None and output is not None and not dry_run:
-            # A Hugging Face folder: config.json beside the weights. (Sharding and Hugging
-            # Face folders import their modules only when a run needs them: start-up time.)
+            # A Hugging Face folder: config.json beside the weights. Imported only for such a
+            # run (start-up time); the write_config calls below run under the same condition.
             from ..frameworks import hf
 
             weights = hf.weights_path(output, force=force)
@@ -142,7 +142,7 @@ def generate(
             check_generate_outputs(spec_path, output, report_path, force=force, sharded=sharded)
         # Everything a run checks before its first byte, for the dry run too.
         job = None
-        if sharded:
+        if sharded:  # imported only for a sharded run; `job` below is set only here
             from ..engine import shards
 
             run = shards.ShardedRun(

@@ -154,9 +154,6 @@ def write_at_offsets(
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
     writeback = START_WRITEBACK if durable else None
 
-    def write(item: Placed, values: np.ndarray) -> None:
-        _pwrite_all(fd, values.view(np.uint8).data, item.offset)
-
     def settle(item: Placed, values: np.ndarray) -> None:
         """What follows a chunk's write, outside the file lock."""
         if writeback is not None:
@@ -175,7 +172,7 @@ def write_at_offsets(
                 return
             try:
                 for item, values, _ in filled:
-                    write(item, values)
+                    _pwrite_all(fd, values.view(np.uint8).data, item.offset)
             finally:
                 file_lock.release()
             for item, values, buf in filled:
