@@ -49,6 +49,8 @@ _lib.vs_round_bf16.argtypes = (_P, _P, _I64)
 _lib.vs_householder_qr.argtypes = (_P, _P, _P, _P, _I64, _I64)
 _lib.vs_ks_normal.argtypes = (_P, _I64, _D, _D, _D, _INT, _D, _D, _P)
 _lib.vs_ks_normal.restype = _D
+_lib.vs_sort_finite_f32.argtypes = (_P, _I64, _P, _P)
+_lib.vs_sort_finite_f32.restype = _I64
 for _fn in (
     _lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32,
     _lib.vs_fill32, _lib.vs_round_f16, _lib.vs_round_bf16, _lib.vs_householder_qr,
@@ -111,6 +113,16 @@ def ks_normal(
     return float(_lib.vs_ks_normal(
         _ptr(xs), xs.shape[0], loc, scale, math.sqrt(2.0), cuts is not None, lo, hi, _ptr(_ERF)
     ))
+
+
+def sort_finite_f32(x: np.ndarray) -> np.ndarray:
+    """The finite values of the float32 array ``x``, sorted ascending (a radix sort)."""
+    x = np.ascontiguousarray(x)
+    assert x.dtype == np.float32
+    out = np.empty(x.shape[0], dtype=np.float32)
+    tmp = np.empty(x.shape[0], dtype=np.uint32)
+    n = _lib.vs_sort_finite_f32(_ptr(x), x.shape[0], _ptr(out), _ptr(tmp))
+    return out[:n]
 
 
 def fill32(

@@ -308,6 +308,50 @@ double vs_ks_normal(const double *restrict xs, int64_t m, double loc, double sca
     return d;
 }
 
+/* The finite values of x[0..m), sorted ascending into out; returns how many there are.
+ * The KS test needs its subsample sorted, and numpy's comparison sort of 1e5 floats cost
+ * more than the rest of generate's check together; a radix sort is O(m). IEEE 754 floats
+ * order as sign-magnitude integers, so flipping every bit of a negative and the sign bit of
+ * a positive gives unsigned keys in the floats' order (-0 just below +0, which compare equal
+ * and have the same CDF). Three stable counting passes of 11 bits sort 32-bit keys (LSD).
+ * tmp: m uint32 of scratch. NaN and +-inf (exponent all ones) are left out. */
+int64_t vs_sort_finite_f32(const float *restrict x, int64_t m, float *restrict out,
+                           uint32_t *restrict tmp) {
+    enum { BITS = 11, BUCKETS = 1 << BITS, PASSES = 3 };
+    uint32_t *keys = (uint32_t *)out, *other = tmp;
+    int64_t n = 0;
+    for (int64_t k = 0; k < m; k++) {
+        uint32_t u;
+        memcpy(&u, &x[k], sizeof u);
+        if ((u & 0x7F800000u) == 0x7F800000u) continue;
+        keys[n++] = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    }
+    int64_t start[PASSES][BUCKETS] = {{0}};
+    for (int64_t k = 0; k < n; k++)
+        for (int p = 0; p < PASSES; p++) start[p][(keys[k] >> (p * BITS)) & (BUCKETS - 1)]++;
+    for (int p = 0; p < PASSES; p++) {
+        int64_t at = 0;
+        for (int b = 0; b < BUCKETS; b++) {
+            const int64_t c = start[p][b];
+            start[p][b] = at;
+            at += c;
+        }
+        for (int64_t k = 0; k < n; k++) {
+            const uint32_t key = keys[k];
+            other[start[p][(key >> (p * BITS)) & (BUCKETS - 1)]++] = key;
+        }
+        uint32_t *swap = keys;
+        keys = other;
+        other = swap;
+    }
+    /* An odd number of passes leaves the sorted keys in tmp: decode them into out. */
+    for (int64_t k = 0; k < n; k++) {
+        const uint32_t key = keys[k], u = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
+        memcpy(&out[k], &u, sizeof u);
+    }
+    return n;
+}
+
 static struct PyModuleDef vskernels_module = {
     PyModuleDef_HEAD_INIT, "vskernels",
     "varscale's compiled float32 transforms (C functions called through ctypes).", -1, NULL,

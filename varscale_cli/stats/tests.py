@@ -134,8 +134,14 @@ KS_BLOCK = 8192
 
 def ks_distance(sample: np.ndarray, dist: Distribution, law: Law) -> tuple[float, int]:
     """(D, m): KS distance between the sample's ECDF and the stored law's CDF, sample size."""
-    xs = sample[np.isfinite(sample)]
-    xs.sort()
+    kernels = compiled_kernels()
+    if kernels is not None and sample.dtype == np.float32:
+        xs = kernels.sort_finite_f32(sample)
+    else:
+        xs = sample[np.isfinite(sample)]
+        xs.sort()
+    # Widening after the sort is exact and keeps the order, so D is the same either way.
+    xs = xs.astype(np.float64, copy=False)
     m = xs.size
     if m == 0:
         return math.nan, 0
@@ -148,7 +154,6 @@ def ks_distance(sample: np.ndarray, dist: Distribution, law: Law) -> tuple[float
         indices = [np.minimum(np.searchsorted(values, b), values.size - 1) for b in blocks]
         if all(np.array_equal(values[i], b) for i, b in zip(indices, blocks, strict=True)):
             steps = [(cum[i] - pmf[i], cum[i]) for i in indices]
-    kernels = compiled_kernels()
     if steps is None and kernels is not None and dist.kind in ("normal", "truncated_normal"):
         cuts = dist.cut_cdfs() if dist.kind == "truncated_normal" else None
         return kernels.ks_normal(xs, dist.loc, dist.scale, cuts), m

@@ -35,6 +35,8 @@ class Kernels(Protocol):
         self, xs: np.ndarray, loc: float, scale: float, cuts: tuple[float, float] | None
     ) -> float: ...
 
+    def sort_finite_f32(self, x: np.ndarray) -> np.ndarray: ...
+
     def fill32(
         self, key: tuple[int, int], first: int, out: np.ndarray, kind: str, odtype: str,
         xscale: np.float32, outscale: np.float32, bound: np.float32, loc: np.float32 | None,
