@@ -128,11 +128,12 @@ def test_no_module_over_the_line_limit(module: str) -> None:
 def _modules_loaded_by(
     tmp_path: Path, spec_text: str, *commands: str,
     modules: tuple[str, ...] = ("h5py", "ml_dtypes", "rich", "jsonschema"),
+    spec_name: str = "s.yaml",
 ) -> str:
     """Run ``commands`` (CLI argument lines, ``{spec}`` and ``{out}`` filled in) in a fresh
     interpreter, each required to succeed; return what its last line prints: whether each
     of ``modules`` was imported."""
-    spec = tmp_path / "s.yaml"
+    spec = tmp_path / spec_name
     spec.write_text(spec_text)
     script = (
         "import json, sys\n"
@@ -194,6 +195,16 @@ def test_a_generate_does_not_import_the_framework_conventions_or_the_thread_pool
     assert "spec_from_keras" in dir(varscale_cli) and "dump_spec" in dir(frameworks)
     with pytest.raises(AttributeError):
         _ = frameworks.no_such_helper
+
+
+@pytest.mark.parametrize(("spec_name", "loads_yaml"), [("s.json", "False"), ("s.yaml", "True")])
+def test_only_a_yaml_spec_imports_yaml(tmp_path: Path, spec_name: str, loads_yaml: str) -> None:
+    """PyYAML (~20 ms of start-up) is for YAML specs: a JSON spec's run never loads it."""
+    loaded = _modules_loaded_by(
+        tmp_path, '{"version": 1, "seed": 0, "tensors": {"w": {"shape": [4, 3]}}}',
+        "generate {spec} -o {out} -q", "verify {out}", modules=("yaml",), spec_name=spec_name,
+    )
+    assert loaded == loads_yaml
 
 
 def test_public_classes_have_docstrings():

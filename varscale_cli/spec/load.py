@@ -11,7 +11,7 @@ from ..inputs import read_input
 from .clean import Cleaner
 from .messages import Ctx, show
 from .model import Spec
-from .parse import MAX_TENSORS, TooManyTensors, load_json, load_yaml
+from .parse import MAX_TENSORS, TooManyTensors, load_json
 from .resolve import resolve_plans
 from .schema_check import check_schema
 
@@ -99,7 +99,12 @@ def _parse(text: str, path: Path | None, fmt: str | None, sha256: str) -> Spec:
     if not text.strip():
         raise ctx.error("the spec is empty")
     try:
-        raw = load_json(text, ctx) if fmt == "json" else load_yaml(text, ctx)
+        if fmt == "json":
+            raw = load_json(text, ctx)
+        else:
+            from .yaml_loader import load_yaml  # PyYAML only for a YAML spec
+
+            raw = load_yaml(text, ctx)
         _check_count(raw, ctx)
     except TooManyTensors:
         raise ctx.error(_too_many(None), "tensors") from None

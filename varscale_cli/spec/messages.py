@@ -7,12 +7,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from ..echo import closest_match, show
 from ..errors import SpecError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["Ctx", "closest", "one_line", "render_path", "show", "show_limit", "yaml_pos"]
 
