@@ -185,3 +185,17 @@ def test_float32_subsample_gives_the_float64_distance(kernels: Kernels) -> None:
         assert ks_distance(x, dist, law) == want
     with native_path(False):
         assert ks_distance(x, dist, law) == ks_distance(x.astype(np.float64), dist, law)
+
+
+@pytest.mark.parametrize("n", [0, 1, 4095, 4096, 4097, 3 * 4096 + 7])
+def test_compiled_first_difference_finds_the_first_differing_byte(kernels: Kernels, n: int) -> None:
+    """vs_first_diff (verify's comparison): -1 for equal bytes, else the first differing byte,
+    wherever it falls in or across its 4 KiB blocks, and however many follow."""
+    rng = np.random.default_rng(n)
+    a = rng.integers(0, 256, n, dtype=np.uint8)
+    assert kernels.first_diff(a, a.copy()) == -1
+    for at in sorted({0, n // 2, 4095, 4096, n - 1} & set(range(n))):
+        b = a.copy()
+        b[at] ^= 0x80
+        b[at + 1 :: 97] ^= 1  # later differences do not matter
+        assert kernels.first_diff(a, b) == at

@@ -889,3 +889,26 @@ def test_open_weights_finds_every_registered_format_by_suffix_and_by_magic(
         with open_weights(tmp_path / name) as wf:
             assert type(wf) is spec.reader, name
             np.testing.assert_array_equal(read_all(wf, "a"), a)
+
+
+def test_reused_chunks_hold_the_same_values_as_fresh_ones(tmp_path: Path) -> None:
+    """iter_chunks(reuse=True) (verify's reads) may read every chunk into one buffer: each
+    chunk, read before the next is asked for, holds what a fresh read gives, across tensors
+    of different sizes and dtypes, ragged last chunks included."""
+    rng = np.random.default_rng(0)
+    tensors = {
+        "a": rng.standard_normal(1000).astype(np.float32),
+        "b": rng.standard_normal((7, 33)).astype(np.float64),
+        "c": rng.integers(0, 2**16, 5000, dtype=np.uint16).view(ml_dtypes.bfloat16),
+    }
+    path = tmp_path / "w.safetensors"
+    safetensors.numpy.save_file(tensors, str(path))
+    with open_weights(path) as wf:
+        for name, want in tensors.items():
+            fresh = list(wf.iter_chunks(name, 64))
+            reused = [c.copy() for c in wf.iter_chunks(name, 64, reuse=True)]
+            assert len(reused) == len(fresh) > 1
+            for f, r in zip(fresh, reused, strict=True):
+                assert f.dtype == r.dtype == want.dtype
+                assert f.tobytes() == r.tobytes()
+            assert b"".join(f.tobytes() for f in fresh) == want.tobytes()

@@ -51,6 +51,8 @@ _lib.vs_ks_normal.argtypes = (_P, _I64, _D, _D, _D, _INT, _D, _D, _P)
 _lib.vs_ks_normal.restype = _D
 _lib.vs_sort_finite_f32.argtypes = (_P, _I64, _P, _P)
 _lib.vs_sort_finite_f32.restype = _I64
+_lib.vs_first_diff.argtypes = (_P, _P, _I64)
+_lib.vs_first_diff.restype = _I64
 for _fn in (
     _lib.vs_uniform_f32, _lib.vs_truncnormal_f32, _lib.vs_normal_f32, _lib.vs_moments_f32,
     _lib.vs_fill32, _lib.vs_round_f16, _lib.vs_round_bf16, _lib.vs_householder_qr,
@@ -123,6 +125,13 @@ def sort_finite_f32(x: np.ndarray) -> np.ndarray:
     tmp = np.empty(x.shape[0], dtype=np.uint32)
     n = _lib.vs_sort_finite_f32(_ptr(x), x.shape[0], _ptr(out), _ptr(tmp))
     return out[:n]
+
+
+def first_diff(a: np.ndarray, b: np.ndarray) -> int:
+    """The index of the first byte where the equally long contiguous arrays ``a`` and ``b``
+    differ, or -1."""
+    assert a.nbytes == b.nbytes
+    return int(_lib.vs_first_diff(_ptr(a), _ptr(b), a.nbytes))
 
 
 def fill32(

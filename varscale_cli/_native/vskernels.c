@@ -352,6 +352,20 @@ int64_t vs_sort_finite_f32(const float *restrict x, int64_t m, float *restrict o
     return n;
 }
 
+/* The index of the first byte where a[0..n) and b[0..n) differ, or -1: verify's comparison.
+ * memcmp (the C library's vectorised one) over 4 KiB blocks, then a byte scan of the block
+ * that differs; one pass over both, no temporary. */
+int64_t vs_first_diff(const uint8_t *restrict a, const uint8_t *restrict b, int64_t n) {
+    const int64_t step = 4096;
+    for (int64_t off = 0; off < n; off += step) {
+        const int64_t m = n - off < step ? n - off : step;
+        if (memcmp(a + off, b + off, (size_t)m) != 0)
+            for (int64_t i = off; i < off + m; i++)
+                if (a[i] != b[i]) return i;
+    }
+    return -1;
+}
+
 static struct PyModuleDef vskernels_module = {
     PyModuleDef_HEAD_INIT, "vskernels",
     "varscale's compiled float32 transforms (C functions called through ctypes).", -1, NULL,

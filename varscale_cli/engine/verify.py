@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.distributions import Distribution
 from ..core.initializers import deserialize
-from ..core.stream import ChunkJob, TensorSampler, region_jobs
+from ..core.stream import ChunkJob, TensorSampler, compiled_kernels, region_jobs
 from ..core.stream.sampler import zeroed_ranges
 from ..errors import VarscaleError
 from ..formats.base import WeightFile
@@ -129,6 +129,17 @@ def _raw(arr: np.ndarray) -> np.ndarray:
     return arr.view(f"u{arr.dtype.itemsize}")
 
 
+def _first_unequal(a: np.ndarray, b: np.ndarray) -> int | None:
+    """The first element whose bits differ between two equally long 1-D arrays of one dtype."""
+    kernels = compiled_kernels()
+    if kernels is not None and a.flags.c_contiguous and b.flags.c_contiguous:
+        byte = kernels.first_diff(a, b)  # one pass, no temporary (memcmp)
+        return None if byte < 0 else byte // a.dtype.itemsize
+    ne = _raw(a) != _raw(b)
+    diff = np.flatnonzero(ne.any(axis=1) if ne.ndim == 2 else ne)
+    return int(diff[0]) if diff.size else None
+
+
 def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarray]) -> tuple[int, Any, Any] | None:
     """Index and values of the first differing element of two chunked streams, or None.
 
@@ -148,10 +159,8 @@ def _first_difference(actual: Iterator[np.ndarray], expected: Iterator[np.ndarra
                 return None
             return pos, "end of data" if a is None else "extra data", None
         n = min(a.shape[0] - ia, b.shape[0] - ib)
-        ne = _raw(a[ia : ia + n]) != _raw(b[ib : ib + n])
-        diff = np.flatnonzero(ne.any(axis=1) if ne.ndim == 2 else ne)
-        if diff.size:
-            k = int(diff[0])
+        k = _first_unequal(a[ia : ia + n], b[ib : ib + n])
+        if k is not None:
             return pos + k, a[ia + k].item(), b[ib + k].item()
         pos, ia, ib = pos + n, ia + n, ib + n
 
@@ -187,7 +196,7 @@ def verify(
                     "reason": f"the file has {stored} {list(info.shape)}, the spec {exp.dtype} {list(exp.shape)}",
                 }
                 break
-            stored_chunks = wf.iter_chunks(name)
+            stored_chunks = wf.iter_chunks(name, reuse=True)  # compared, then dropped
             if on_chunk is not None:
                 stored_chunks = _counted(stored_chunks, name, on_chunk)
             found = _first_difference(stored_chunks, engine.run(exp.jobs(engine.chunk_elems)))

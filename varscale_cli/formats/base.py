@@ -122,8 +122,12 @@ class WeightFile(Protocol):
         """Every tensor, in file order."""
         ...
 
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
-        """The tensor's values as fresh 1-D arrays of at most ``chunk_elems`` elements, C order."""
+    def iter_chunks(
+        self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS, *, reuse: bool = False
+    ) -> Iterator[np.ndarray]:
+        """The tensor's values as fresh 1-D arrays of at most ``chunk_elems`` elements, C order.
+        ``reuse``: the caller reads each array only until it asks for the next, so a reader may
+        read every chunk into one buffer (safetensors does: no fresh pages per chunk)."""
         ...
 
     def close(self) -> None:
@@ -156,15 +160,18 @@ class BaseWeightFile:
     def tensors(self) -> list[TensorInfo]:
         return list(self._infos.values())
 
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
+    def iter_chunks(
+        self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS, *, reuse: bool = False
+    ) -> Iterator[np.ndarray]:
         """The `WeightFile` method: ``name`` and ``chunk_elems`` checked here, the values read
         by the format's `_chunks`."""
         info = self.info(name)
         check_chunk_elems(chunk_elems)
-        yield from self._chunks(info, chunk_elems)
+        yield from self._chunks(info, chunk_elems, reuse)
 
-    def _chunks(self, info: TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
-        """``info``'s values as fresh 1-D arrays of at most ``chunk_elems`` elements, C order."""
+    def _chunks(self, info: TensorInfo, chunk_elems: int, reuse: bool) -> Iterator[np.ndarray]:
+        """``info``'s values as 1-D arrays of at most ``chunk_elems`` elements, C order: fresh
+        ones, or with ``reuse`` possibly one buffer read over (`WeightFile.iter_chunks`)."""
         raise NotImplementedError
 
     def info(self, name: str) -> TensorInfo:

@@ -217,7 +217,7 @@ class HDF5File(base.BaseWeightFile):
             )
         self._infos[name] = base.TensorInfo(name, shape, dtype, nbytes)
 
-    def _chunks(self, info: base.TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
+    def _chunks(self, info: base.TensorInfo, chunk_elems: int, reuse: bool) -> Iterator[np.ndarray]:
         if self._h5 is None:
             raise ReadError(f"'{self.path}': the file is closed")
         ds = self._h5[info.name]

@@ -143,9 +143,11 @@ class ShardedSafetensors(BaseWeightFile):
                     merged[key] = value
         self.metadata = merged
 
-    def iter_chunks(self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> Iterator[np.ndarray]:
+    def iter_chunks(
+        self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS, *, reuse: bool = False
+    ) -> Iterator[np.ndarray]:
         self.info(name)
-        return self._shards[self._where[name]].iter_chunks(name, chunk_elems)
+        return self._shards[self._where[name]].iter_chunks(name, chunk_elems, reuse=reuse)
 
     def shard_of(self, name: str) -> Path:
         """The shard file holding ``name``."""

@@ -240,7 +240,7 @@ class NpzFile(BaseWeightFile):
         self._members[name] = _Member(z, hlen, stored, fortran and len(shape) > 1)
         self._infos[name] = TensorInfo(name, shape, dtype, claimed)
 
-    def _chunks(self, info: TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
+    def _chunks(self, info: TensorInfo, chunk_elems: int, reuse: bool) -> Iterator[np.ndarray]:
         member = self._members[info.name]
         if self._zf is None:
             raise ReadError(f"'{self.path}': the file is closed")

@@ -142,6 +142,7 @@ class SafetensorsFile(BaseWeightFile):
     def __init__(self, path: str | Path, *, max_tensors: int = MAX_TENSORS) -> None:
         self._spans: dict[str, tuple[int, int]] = {}
         self._codes: dict[str, str] = {}
+        self._reused = bytearray()  # the one read buffer of iter_chunks(reuse=True)
         self._f: io.BufferedReader | None = self._open_input(path, max_tensors)  # close() closes it
         self._open_guarded(self._parse, "invalid safetensors file")
 
@@ -259,16 +260,18 @@ class SafetensorsFile(BaseWeightFile):
         self.info(name)
         return self._codes[name]
 
-    def _chunks(self, info: TensorInfo, chunk_elems: int) -> Iterator[np.ndarray]:
+    def _chunks(self, info: TensorInfo, chunk_elems: int, reuse: bool) -> Iterator[np.ndarray]:
         name = info.name
         offset, nbytes = self._spans[name]
         stored = file_dtype(self._codes[name])
         assert stored is not None
         itemsize = stored.itemsize
         done = 0
+        if reuse and len(self._reused) < min(nbytes, chunk_elems * itemsize):
+            self._reused = bytearray(min(nbytes, chunk_elems * itemsize))
         while done < nbytes:
             take = min(nbytes - done, chunk_elems * itemsize)
-            buf = bytearray(take)
+            buf = memoryview(self._reused)[:take] if reuse else bytearray(take)
             got = self._pread(buf, offset + done)
             if got != take:
                 raise ReadError(
@@ -279,7 +282,7 @@ class SafetensorsFile(BaseWeightFile):
             yield arr if arr.dtype == info.dtype else arr.astype(info.dtype)
             done += take
 
-    def _pread(self, buf: bytearray, offset: int) -> int:
+    def _pread(self, buf: bytearray | memoryview, offset: int) -> int:
         if self._f is None:
             raise ReadError(f"'{self.path}': the file is closed")
         view = memoryview(buf)

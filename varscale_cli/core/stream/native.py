@@ -37,6 +37,8 @@ class Kernels(Protocol):
 
     def sort_finite_f32(self, x: np.ndarray) -> np.ndarray: ...
 
+    def first_diff(self, a: np.ndarray, b: np.ndarray) -> int: ...
+
     def fill32(
         self, key: tuple[int, int], first: int, out: np.ndarray, kind: str, odtype: str,
         xscale: np.float32, outscale: np.float32, bound: np.float32, loc: np.float32 | None,
