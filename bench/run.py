@@ -263,15 +263,16 @@ def write_markdown(kernels: list[dict], e2e: dict | None, rounds: int) -> str:
         f"## End to end: Llama-style spec, 271,090,688 parameters, {size / 1e9:.2f} GB safetensors "
         f"({rounds} interleaved rounds, medians)",
         "",
-        "| run | wall s | CPU s | peak RSS MiB | GB/s |",
-        "|---|---:|---:|---:|---:|",
+        "| run | wall s | wall range s | CPU s | peak RSS MiB | GB/s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, rs in runs.items():
         wall = statistics.median(r["wall"] for r in rs)
+        spread = f"{min(r['wall'] for r in rs):.2f}-{max(r['wall'] for r in rs):.2f}"
         cpu = statistics.median(r["cpu"] for r in rs)
         rss = statistics.median(r["rss_mib"] for r in rs)
         rate = f"{size / wall / 1e9:.2f}" if "import" not in name and "mlp" not in name else ""
-        lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {rate} |")
+        lines.append(f"| {name} | {wall:.2f} | {spread} | {cpu:.2f} | {rss:.0f} | {rate} |")
     gen = runs["generate durable (disk)"]
     checks = [
         ("durable generate (default) / dd conv=fsync, same bytes", _ratio(gen, runs["dd conv=fsync (disk)"]), "<= 1.25"),
