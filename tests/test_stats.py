@@ -339,7 +339,9 @@ class ArrayFile:
     def tensors(self) -> list[TensorInfo]:
         return [TensorInfo(k, v.shape, v.dtype, v.nbytes) for k, v in self.arrays.items()]
 
-    def iter_chunks(self, name: str, chunk_elems: int = 1 << 20) -> Iterator[np.ndarray]:
+    def iter_chunks(
+        self, name: str, chunk_elems: int = 1 << 20, *, reuse: bool = False
+    ) -> Iterator[np.ndarray]:
         flat = self.arrays[name].reshape(-1)
         for i in range(0, flat.size, chunk_elems):
             yield flat[i : i + chunk_elems]

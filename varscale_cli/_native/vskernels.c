@@ -326,19 +326,19 @@ int64_t vs_sort_finite_f32(const float *restrict x, int64_t m, float *restrict o
         if ((u & 0x7F800000u) == 0x7F800000u) continue;
         keys[n++] = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     }
-    int64_t start[PASSES][BUCKETS] = {{0}};
-    for (int64_t k = 0; k < n; k++)
-        for (int p = 0; p < PASSES; p++) start[p][(keys[k] >> (p * BITS)) & (BUCKETS - 1)]++;
     for (int p = 0; p < PASSES; p++) {
+        /* One pass's table at a time: 16 KiB of stack, small enough for any thread. */
+        int64_t start[BUCKETS] = {0};
+        for (int64_t k = 0; k < n; k++) start[(keys[k] >> (p * BITS)) & (BUCKETS - 1)]++;
         int64_t at = 0;
         for (int b = 0; b < BUCKETS; b++) {
-            const int64_t c = start[p][b];
-            start[p][b] = at;
+            const int64_t c = start[b];
+            start[b] = at;
             at += c;
         }
         for (int64_t k = 0; k < n; k++) {
             const uint32_t key = keys[k];
-            other[start[p][(key >> (p * BITS)) & (BUCKETS - 1)]++] = key;
+            other[start[(key >> (p * BITS)) & (BUCKETS - 1)]++] = key;
         }
         uint32_t *swap = keys;
         keys = other;

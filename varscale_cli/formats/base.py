@@ -126,8 +126,9 @@ class WeightFile(Protocol):
         self, name: str, chunk_elems: int = DEFAULT_CHUNK_ELEMS, *, reuse: bool = False
     ) -> Iterator[np.ndarray]:
         """The tensor's values as fresh 1-D arrays of at most ``chunk_elems`` elements, C order.
-        ``reuse``: the caller reads each array only until it asks for the next, so a reader may
-        read every chunk into one buffer (safetensors does: no fresh pages per chunk)."""
+        ``reuse``: the caller reads each array only until it asks for the next, and iterates
+        over one tensor of this reader at a time, so a reader may read every chunk into one
+        buffer (safetensors does: no fresh pages per chunk)."""
         ...
 
     def close(self) -> None:

@@ -302,6 +302,7 @@ class SafetensorsFile(BaseWeightFile):
         return got
 
     def close(self) -> None:
+        self._reused = bytearray()
         if self._f is not None:
             self._f.close()
             self._f = None

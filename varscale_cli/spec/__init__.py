@@ -4,8 +4,8 @@ All spec validation lives in this package; docs/spec.md is the user-facing refer
 (`load`) runs four passes, one module each, and each raises `SpecError` (or `UnsupportedDtype`)
 with one line that starts with the file name (`messages`):
 
-1. `parse`: a duplicate-rejecting SafeLoader for YAML, ``json`` with hooks for JSON. Syntax
-   errors, duplicate keys and YAML 1.1 traps report ``file:line:col``.
+1. `parse` (and `yaml_loader`): a duplicate-rejecting SafeLoader for YAML, ``json`` with hooks
+   for JSON. Syntax errors, duplicate keys and YAML 1.1 traps report ``file:line:col``.
 2. `clean`: one walk over the parsed tree that turns it into plain JSON values and rejects what
    JSON Schema cannot see (NaN/Infinity, non-string keys, dates, YAML 1.1 traps, JSON duplicate
    keys); in YAML files it also turns float-looking strings into floats in float parameters.

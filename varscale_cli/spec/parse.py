@@ -4,8 +4,9 @@ YAML goes through a duplicate-rejecting SafeLoader that keeps YAML 1.1's surpris
 (yes/no/on/off as booleans, base-60 ``1:30``, octal ``010``) as `Trap` markers with their
 position; JSON goes through ``json`` with hooks that mark repeated keys (`DupDict`) and
 NaN/Infinity/overflowing numbers (`NonFinite`) instead of silently accepting them. Syntax errors
-and duplicate YAML keys are reported here with ``file:line:col``. The YAML loader lives in
-`yaml_loader`, imported only for a YAML spec (PyYAML costs ~20 ms of start-up).
+and duplicate keys are reported with ``file:line:col``. The YAML loader itself lives in
+`yaml_loader`, imported only for a YAML spec (PyYAML costs ~20 ms of start-up); this module
+holds what both formats share.
 """
 
 from __future__ import annotations

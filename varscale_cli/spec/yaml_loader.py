@@ -127,5 +127,3 @@ def load_yaml(text: str, ctx: Ctx) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
-
-

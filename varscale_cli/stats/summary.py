@@ -172,7 +172,8 @@ def subsample_positions(count: int, size: int) -> np.ndarray:
 
 def sample_values(picked: np.ndarray) -> np.ndarray:
     """Subsample values as the KS test takes them: float32 and float64 as they are (the
-    native sort works on float32), every other real dtype widened to float64, exactly."""
+    native sort works on float32), every other real dtype widened to float64 (exactly for the
+    16- and 8-bit floats)."""
     return picked if picked.dtype in (np.float32, np.float64) else picked.astype(np.float64)
 
 

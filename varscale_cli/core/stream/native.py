@@ -65,7 +65,9 @@ def _load() -> Kernels | None:
     """Load the extension once per process (about a millisecond)."""
     try:
         from ..._native import kernels
-    except (ImportError, OSError):
+    except (ImportError, OSError, AttributeError):
+        # AttributeError: an extension built from an older checkout lacks a newer function;
+        # the numpy path gives the same results.
         return None
     return kernels
 
