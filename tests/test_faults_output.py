@@ -349,3 +349,41 @@ def test_a_million_tensor_json_spec_is_refused_by_the_tensor_limit(tmp_path: Pat
     )
     assert "alias" not in result.stderr
     assert _listing(tmp_path) == ["big.json"]
+
+
+def test_a_yaml_spec_over_the_tensor_limit_is_refused_before_the_node_tree_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300,000 block-style entries: the pure-Python loader took 46 s and 840 MB to reach the
+    limit; libyaml's event count refuses the text before that loader is even constructed."""
+    from click.testing import CliRunner
+
+    from varscale_cli.cli import cli
+    from varscale_cli.spec import yaml_loader
+
+    def never(*_: object) -> None:
+        raise AssertionError("the node-building loader ran")
+
+    monkeypatch.setattr(yaml_loader, "_SpecLoader", never)
+    lines = ["version: 1", "seed: 0", "tensors:", *(f"  t{i}: {{shape: [1]}}" for i in range(300_000))]
+    spec = _write(tmp_path / "big.yaml", "\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["generate", str(spec), "-o", str(tmp_path / "w.safetensors")])
+    assert result.exit_code == 2, result.output
+    assert "more tensors than the limit of 250,000" in result.output
+    assert _listing(tmp_path) == ["big.yaml"]
+
+
+def test_the_yaml_pre_count_counts_entries_not_the_word_shape() -> None:
+    """More 'shape' substrings than the limit (names, comments, nested mappings) but fewer
+    mappings with a ``shape`` key: not refused by the pre-count; one entry over: refused."""
+    from varscale_cli.spec.parse import MAX_TENSORS
+    from varscale_cli.spec.yaml_loader import _too_many_entries
+
+    few = MAX_TENSORS // 2 + 1
+    wordy = "tensors:\n" + "".join(
+        f"  shape_{i}: {{shape: [1], init: {{name: zeros}}}}  # shape\n" for i in range(few)
+    )
+    assert wordy.count("shape") > MAX_TENSORS and not _too_many_entries(wordy)
+    over = "tensors:\n" + "  - {shape: [1]}\n" * (MAX_TENSORS + 1)
+    assert _too_many_entries(over)
+    assert not _too_many_entries(over.replace("  - {shape: [1]}\n", "", 1))

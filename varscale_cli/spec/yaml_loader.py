@@ -107,7 +107,41 @@ _SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _SpecLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
+def _too_many_entries(text: str) -> bool:
+    """Whether the text holds more than MAX_TENSORS mappings with a ``shape`` key, counted
+    on libyaml's event stream before the pure-Python loader builds a node tree: that loader
+    took 46 s and 840 MB to reach the limit in a 300,000-entry spec, libyaml's events take a
+    few seconds and no memory. Only a text with more than MAX_TENSORS ``shape`` substrings
+    can exceed the limit, so a real spec never pays for this. False when libyaml is missing
+    or the text is not YAML it accepts: the loader then counts (and reports) as before."""
+    if text.count("shape") <= MAX_TENSORS or not getattr(yaml, "__with_libyaml__", False):
+        return False
+    # One frame per open collection: [is a mapping, next scalar is a key, has a shape key].
+    frames: list[list[bool]] = []
+    entries = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+                if frames and frames[-1][0]:
+                    top = frames[-1]
+                    if top[1] and isinstance(event, yaml.ScalarEvent) and event.value == "shape":
+                        top[2] = True
+                    top[1] = not top[1]
+                if isinstance(event, yaml.CollectionStartEvent):
+                    frames.append([isinstance(event, yaml.MappingStartEvent), True, False])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                if frames.pop()[2]:
+                    entries += 1
+                    if entries > MAX_TENSORS:
+                        return True
+    except yaml.YAMLError:
+        return False
+    return False
+
+
 def load_yaml(text: str, ctx: Ctx) -> Any:
+    if _too_many_entries(text):
+        raise TooManyTensors
     loader = None
     try:
         loader = _SpecLoader(text)  # the reader rejects control characters right here
