@@ -124,6 +124,8 @@ def sort_finite_f32(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0], dtype=np.float32)
     tmp = np.empty(x.shape[0], dtype=np.uint32)
     n = _lib.vs_sort_finite_f32(_ptr(x), x.shape[0], _ptr(out), _ptr(tmp))
+    if n < 0:
+        raise MemoryError("no memory for the radix sort's count tables")
     return out[:n]
 
 

@@ -19,6 +19,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* float arithmetic must be evaluated in float (C99 FLT_EVAL_METHOD 0), as numpy's ufuncs do:
@@ -314,7 +315,7 @@ double vs_ks_normal(const double *restrict xs, int64_t m, double loc, double sca
  * order as sign-magnitude integers, so flipping every bit of a negative and the sign bit of
  * a positive gives unsigned keys in the floats' order (-0 just below +0, which compare equal
  * and have the same CDF). Three stable counting passes of 11 bits sort 32-bit keys (LSD).
- * tmp: m uint32 of scratch. NaN and +-inf (exponent all ones) are left out. */
+ * tmp: m uint32 of scratch. NaN and +-inf (exponent all ones) are left out. -1: no memory. */
 int64_t vs_sort_finite_f32(const float *restrict x, int64_t m, float *restrict out,
                            uint32_t *restrict tmp) {
     enum { BITS = 11, BUCKETS = 1 << BITS, PASSES = 3 };
@@ -326,24 +327,28 @@ int64_t vs_sort_finite_f32(const float *restrict x, int64_t m, float *restrict o
         if ((u & 0x7F800000u) == 0x7F800000u) continue;
         keys[n++] = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
     }
+    /* All three passes' tables from one counting pass; 48 KiB, on the heap rather than a
+     * worker thread's stack (musl's default thread stack is 128 KiB). */
+    int64_t (*start)[BUCKETS] = calloc(PASSES, sizeof *start);
+    if (start == NULL) return -1;
+    for (int64_t k = 0; k < n; k++)
+        for (int p = 0; p < PASSES; p++) start[p][(keys[k] >> (p * BITS)) & (BUCKETS - 1)]++;
     for (int p = 0; p < PASSES; p++) {
-        /* One pass's table at a time: 16 KiB of stack, small enough for any thread. */
-        int64_t start[BUCKETS] = {0};
-        for (int64_t k = 0; k < n; k++) start[(keys[k] >> (p * BITS)) & (BUCKETS - 1)]++;
         int64_t at = 0;
         for (int b = 0; b < BUCKETS; b++) {
-            const int64_t c = start[b];
-            start[b] = at;
+            const int64_t c = start[p][b];
+            start[p][b] = at;
             at += c;
         }
         for (int64_t k = 0; k < n; k++) {
             const uint32_t key = keys[k];
-            other[start[(key >> (p * BITS)) & (BUCKETS - 1)]++] = key;
+            other[start[p][(key >> (p * BITS)) & (BUCKETS - 1)]++] = key;
         }
         uint32_t *swap = keys;
         keys = other;
         other = swap;
     }
+    free(start);
     /* An odd number of passes leaves the sorted keys in tmp: decode them into out. */
     for (int64_t k = 0; k < n; k++) {
         const uint32_t key = keys[k], u = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
