@@ -338,7 +338,7 @@ def write_markdown(kernels: list[dict], e2e: dict | None, rounds: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="kernels only")
     ap.add_argument("--kernels-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
