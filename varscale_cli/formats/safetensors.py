@@ -265,12 +265,12 @@ class SafetensorsFile(BaseWeightFile):
         offset, nbytes = self._spans[name]
         stored = file_dtype(self._codes[name])
         assert stored is not None
-        itemsize = stored.itemsize
+        step = chunk_elems * stored.itemsize
         done = 0
-        if reuse and len(self._reused) < min(nbytes, chunk_elems * itemsize):
-            self._reused = bytearray(min(nbytes, chunk_elems * itemsize))
+        if reuse and len(self._reused) < min(nbytes, step):
+            self._reused = bytearray(min(nbytes, step))
         while done < nbytes:
-            take = min(nbytes - done, chunk_elems * itemsize)
+            take = min(nbytes - done, step)
             buf = memoryview(self._reused)[:take] if reuse else bytearray(take)
             got = self._pread(buf, offset + done)
             if got != take:

@@ -5,6 +5,7 @@ PyYAML."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -107,6 +108,15 @@ _SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _SpecLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
+@dataclass
+class _Open:
+    """A collection the event stream is inside (`_too_many_entries`)."""
+
+    mapping: bool
+    at_key: bool = True  # in a mapping: the next node is a key
+    has_shape: bool = False  # in a mapping: one of its keys is "shape"
+
+
 def _too_many_entries(text: str) -> bool:
     """Whether the text holds more than MAX_TENSORS mappings with a ``shape`` key, counted
     on libyaml's event stream before the pure-Python loader builds a node tree: that loader
@@ -116,21 +126,21 @@ def _too_many_entries(text: str) -> bool:
     or the text is not YAML it accepts: the loader then counts (and reports) as before."""
     if text.count("shape") <= MAX_TENSORS or not getattr(yaml, "__with_libyaml__", False):
         return False
-    # One frame per open collection: [is a mapping, next scalar is a key, has a shape key].
-    frames: list[list[bool]] = []
+    inside: list[_Open] = []  # the collections the stream is in, innermost last
     entries = 0
     try:
         for event in yaml.parse(text, Loader=yaml.CSafeLoader):
             if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
-                if frames and frames[-1][0]:
-                    top = frames[-1]
-                    if top[1] and isinstance(event, yaml.ScalarEvent) and event.value == "shape":
-                        top[2] = True
-                    top[1] = not top[1]
+                # A node: in a mapping, keys and values alternate.
+                if inside and inside[-1].mapping:
+                    top = inside[-1]
+                    if top.at_key and isinstance(event, yaml.ScalarEvent) and event.value == "shape":
+                        top.has_shape = True
+                    top.at_key = not top.at_key
                 if isinstance(event, yaml.CollectionStartEvent):
-                    frames.append([isinstance(event, yaml.MappingStartEvent), True, False])
+                    inside.append(_Open(mapping=isinstance(event, yaml.MappingStartEvent)))
             elif isinstance(event, yaml.CollectionEndEvent):
-                if frames.pop()[2]:
+                if inside.pop().has_shape:
                     entries += 1
                     if entries > MAX_TENSORS:
                         return True
