@@ -112,3 +112,23 @@ def test_fused_bits_are_numpy_philox(kernels: Kernels) -> None:
     got = fill_on_path(sampler, True, start, n).astype(np.int64)
     bits = philox.raw_bits32(key, start, n).view(np.int32).astype(np.int64)
     assert np.array_equal(got, (bits >> 8) | 1)
+
+
+#: Counters where the SIMD versions' groups of 8 blocks start, end or stop short: ordinary
+#: ones, a carry out of the low word inside a group (those blocks run on the scalar code) and
+#: carries into words 2 and 3.
+PHILOX_COUNTERS = [0, 5, 12_345_678_901, (1 << 64) - 13, (1 << 64) - 3, (1 << 128) - 6, (1 << 192) - 2]
+
+
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
+@pytest.mark.parametrize("block", PHILOX_COUNTERS)
+def test_every_philox_version_gives_numpy_words(kernels: Kernels, path: str, block: int) -> None:
+    """Each Philox version the CPU has (the stream runs the widest) against numpy's own words,
+    for lengths that leave every remainder after whole SIMD groups."""
+    key = philox.stream_key(11, "philox")
+    for nblocks in (1, 7, 8, 9, 16, 37):
+        got = kernels.philox_words(path, key, block, nblocks)
+        if got is None:
+            pytest.skip(f"this CPU has no {path}")
+        want = philox.raw_words(key, 4 * block, 4 * nblocks)
+        assert np.array_equal(got, want), (path, block, nblocks)

@@ -51,6 +51,8 @@ _lib.vs_ks_normal.argtypes = (_P, _I64, _D, _D, _D, _INT, _D, _D, _P)
 _lib.vs_ks_normal.restype = _D
 _lib.vs_sort_finite_f32.argtypes = (_P, _I64, _P, _P)
 _lib.vs_sort_finite_f32.restype = _I64
+_lib.vs_philox_words.argtypes = (_INT, _U64, _U64, _P, _I64, _P)
+_lib.vs_philox_words.restype = _INT
 _lib.vs_first_diff.argtypes = (_P, _P, _I64)
 _lib.vs_first_diff.restype = _I64
 for _fn in (
@@ -148,6 +150,21 @@ def fill32(
         FILL_KINDS[kind], FILL_DTYPES[odtype], xscale, outscale, bound,
         loc is not None, 0.0 if loc is None else loc, _LN2, at, ce, ta, _ptr(out),
     )
+
+
+#: vsphilox.h's Philox versions, for `philox_words`.
+PHILOX_PATHS = {"scalar": 0, "avx2": 1, "avx512": 2}
+
+
+def philox_words(path: str, key: tuple[int, int], block: int, nblocks: int) -> np.ndarray | None:
+    """The 64-bit words of Philox blocks ``block + 1 .. block + nblocks`` of ``key`` (numpy's
+    counter ``block`` onwards) by version ``path``, or None when this CPU lacks it: for the
+    tests that hold every version to numpy's words (the stream itself runs the widest)."""
+    out = np.empty(4 * nblocks, dtype=np.uint64)
+    ctr = np.array([(block >> (64 * j)) & 0xFFFFFFFFFFFFFFFF for j in range(4)], dtype=np.uint64)
+    if _lib.vs_philox_words(PHILOX_PATHS[path], key[0], key[1], _ptr(ctr), nblocks, _ptr(out)) < 0:
+        return None
+    return out.view("<u8")
 
 
 def round16(x: np.ndarray, out: np.ndarray, odtype: str) -> None:

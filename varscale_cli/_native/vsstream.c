@@ -35,6 +35,7 @@ typedef struct {
     uint64_t ctr[4], k0, k1;
     uint32_t half[8];
     int used;
+    int path; /* vsphilox.h's version for whole blocks */
 } vs_stream;
 
 static inline void vs_block_halves(vs_stream *s, uint32_t *restrict dst) {
@@ -55,6 +56,7 @@ static void vs_stream_at(vs_stream *s, uint64_t k0, uint64_t k1, uint64_t lo, ui
     s->ctr[1] = hi >> 3;
     s->ctr[2] = s->ctr[3] = 0;
     s->used = 8;
+    s->path = vs_philox_best();
     int skip = (int)(lo & 7);
     if (skip) {
         vs_block_halves(s, s->half);
@@ -66,12 +68,23 @@ static void vs_stream_at(vs_stream *s, uint64_t k0, uint64_t k1, uint64_t lo, ui
 static void vs_stream_bits(vs_stream *s, uint32_t *restrict dst, int64_t n) {
     int64_t i = 0;
     while (s->used < 8 && i < n) dst[i++] = s->half[s->used++];
-    for (; i + 8 <= n; i += 8) vs_block_halves(s, dst + i);
+    const int64_t blocks = (n - i) / 8;
+    vs_philox_blocks(s->path, s->ctr, s->k0, s->k1, dst + i, blocks);
+    i += 8 * blocks;
     if (i < n) {
         vs_block_halves(s, s->half);
         s->used = 0;
         while (i < n) dst[i++] = s->half[s->used++];
     }
+}
+
+/* Blocks ctr + 1 .. ctr + nb of stream (k0, k1) (ctr: 4 words, low first) by Philox version
+ * `path` into dst, as 8 32-bit halves each: for the tests, which hold every version to numpy's
+ * words. Returns -1 when the version is not available on this CPU. */
+int vs_philox_words(int path, uint64_t k0, uint64_t k1, const uint64_t *ctr_in, int64_t nb,
+                    uint32_t *dst) {
+    uint64_t ctr[4] = {ctr_in[0], ctr_in[1], ctr_in[2], ctr_in[3]};
+    return vs_philox_blocks(path, ctr, k0, k1, dst, nb);
 }
 
 /* float32 -> float16, round to nearest even: what numpy's float32 -> float16 cast gives for
