@@ -318,7 +318,27 @@ def write_markdown(kernels: list[dict], e2e: dict | None, rounds: int) -> str:
     if not e2e["have_hf"]:
         lines += ["", "transformers is not installed in this environment: the HF peer was not run."]
     big = e2e["big"]
+
+    def median_of(run: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[run])
+
+    gen_cpu = median_of("generate durable (disk)", "cpu")
+    check_cpu = gen_cpu - median_of("generate durable --no-check (disk)", "cpu")
+    dd_wall = median_of("dd conv=fsync (disk)", "wall")
+    cores = e2e["cores"]
     lines += [
+        "",
+        f"Where durable generate's time goes: it used {gen_cpu:.2f} s of CPU (median), so on "
+        f"{cores} cores its wall time is at least {gen_cpu / cores:.2f} s, "
+        f"{gen_cpu / cores / dd_wall:.2f}x dd's {dd_wall:.2f} s, before any start-up or disk wait: "
+        "on this machine the floor is the CPU, not the disk. The post-write check is "
+        f"{check_cpu:.2f} s of it (moments of every value, the KS subsamples, the read-back); "
+        "sampling and the kernel's copies into the page cache most of the rest. What those copies "
+        f"cost shows in dd itself: {median_of('dd conv=fsync (disk)', 'cpu'):.2f} s of CPU through "
+        f"the page cache, {median_of('dd oflag=direct conv=fsync (disk)', 'cpu'):.2f} s with "
+        "oflag=direct. Removing them is the next step: O_DIRECT writes of 4 KiB-aligned windows, "
+        "which need sample buffers aligned to the file offsets and writer threads so that "
+        "sampling never waits on the device.",
         "",
         f"Memory flatness: the spec above peaks at {statistics.median(r['rss_mib'] for r in gen):.0f} MiB; "
         f"with 64 layers and a 128k vocabulary ({big['bytes'] / 1e9:.2f} GB, one run, default options, "

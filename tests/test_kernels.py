@@ -192,3 +192,17 @@ def test_compiled_ks_cdf_at_every_scale(kernels: Kernels) -> None:
         with native_path(True):
             got = ks_distance(np.array([x]), dist, law)[0]
         assert got == pytest.approx(want, rel=4e-16, abs=0), x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint32])
+def test_compiled_gather_picks_the_positions(kernels: Kernels, dtype: type) -> None:
+    """vs_gather32 (the subsample's pick from a chunk) against numpy's fancy indexing, with
+    the chunk starting at a far element and NaN payloads kept bit for bit."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 1 << 32, 10_000, dtype=np.uint64).astype(np.uint32).view(dtype)
+    first = (1 << 40) + 3
+    pos = np.sort(rng.choice(x.size, 777, replace=False)).astype(np.int64) + first
+    got = kernels.gather32(x, pos, first)
+    assert got.dtype == x.dtype
+    assert np.array_equal(got.view(np.uint32), x[pos - first].view(np.uint32))
+    assert kernels.gather32(x, pos[:0], first).size == 0

@@ -51,6 +51,8 @@ _lib.vs_ks_normal.argtypes = (_P, _I64, _D, _D, _D, _INT, _D, _D, _P)
 _lib.vs_ks_normal.restype = _D
 _lib.vs_philox_words.argtypes = (_INT, _U64, _U64, _P, _I64, _P)
 _lib.vs_philox_words.restype = _INT
+_lib.vs_gather32.argtypes = (_P, _P, _I64, _I64, _P)
+_lib.vs_gather32.restype = None
 _lib.vs_first_diff.argtypes = (_P, _P, _I64)
 _lib.vs_first_diff.restype = _I64
 for _fn in (
@@ -115,6 +117,16 @@ def ks_normal(
     return float(_lib.vs_ks_normal(
         _ptr(xs), xs.shape[0], loc, scale, math.sqrt(2.0), cuts is not None, lo, hi, _ptr(_ERF)
     ))
+
+
+def gather32(x: np.ndarray, positions: np.ndarray, first: int) -> np.ndarray:
+    """``x[positions - first]`` for a contiguous 1-D ``x`` of a 4-byte dtype and int64
+    ``positions`` inside ``first .. first + len(x)``, in one C loop."""
+    assert x.dtype.itemsize == 4 and x.flags.c_contiguous and positions.dtype == np.int64
+    pos = np.ascontiguousarray(positions)
+    out = np.empty(pos.shape[0], dtype=x.dtype)
+    _lib.vs_gather32(_ptr(x), _ptr(pos), pos.shape[0], first, _ptr(out))
+    return out
 
 
 def first_diff(a: np.ndarray, b: np.ndarray) -> int:

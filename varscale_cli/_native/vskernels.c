@@ -362,6 +362,13 @@ VS_CLONES double vs_ks_normal(const double *restrict xs, int64_t m, double loc, 
     return best;
 }
 
+/* out[j] = x[pos[j] - first] for 4-byte elements: the KS subsample's pick from each chunk,
+ * ~0.5 ns a value where numpy's fancy indexing (and the subtraction before it) took ~6. */
+void vs_gather32(const uint32_t *restrict x, const int64_t *restrict pos, int64_t n, int64_t first,
+                 uint32_t *restrict out) {
+    for (int64_t j = 0; j < n; j++) out[j] = x[pos[j] - first];
+}
+
 /* The index of the first byte where a[0..n) and b[0..n) differ, or -1: verify's comparison.
  * memcmp (the C library's vectorised one) over 4 KiB blocks, then a byte scan of the block
  * that differs; one pass over both, no temporary. */

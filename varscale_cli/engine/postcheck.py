@@ -38,7 +38,7 @@ from ..core.stream import compiled_kernels
 from ..errors import CheckFailed
 from ..formats.description import ByteLayout
 from ..stats.report import DEFAULT_ALPHA, FileReport, TensorReport, check_tensor, family_size
-from ..stats.summary import KS_MAX, Summary, sample_values, subsample_positions, summarize
+from ..stats.summary import KS_MAX, Summary, pick, sample_values, subsample_positions, summarize
 from .resolve import ResolvedTensor
 
 #: Bytes read back at each end of every chunk: one 4 KiB page.
@@ -98,7 +98,7 @@ class ChunkRecorder:
             if pos is None:
                 pos = self._positions[t.name] = subsample_positions(t.count, KS_MAX)
         i0, i1 = np.searchsorted(pos, (first, first + values.shape[0]))
-        s.sample = sample_values(values[pos[i0:i1] - first])
+        s.sample = sample_values(pick(values, pos[i0:i1], first, self._kernels))
         data = values.view(np.uint8).data
         # A fixed pseudo-random one chunk in SAMPLE_EVERY across the file, picked by offset.
         whole = zlib.crc32(offset.to_bytes(8, "little")) % SAMPLE_EVERY == 0
