@@ -116,3 +116,39 @@ def test_other_stream_version_is_refused(tmp_path: Path) -> None:
         f.attrs["varscale"] = json.dumps(prov)
     code, _, err = run("verify", str(out))
     assert code == 1 and "v0" in err
+
+
+def _spec(path: Path, small: list[int]) -> Path:
+    """Tensors of 2 chunks, 1 chunk and 2 chunks (1 Mi elements each), in that order."""
+    path.write_text(json.dumps({
+        "version": 1, "seed": 5,
+        "defaults": {"dtype": "float32", "initializer": "glorot_uniform"},
+        "tensors": {"a": {"shape": [1200, 1000]}, "b": {"shape": small}, "c": {"shape": [1500, 1000]}},
+    }))
+    return path
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_one_job_stream_across_tensors_stays_aligned(tmp_path: Path, workers: str) -> None:
+    """verify runs one job stream through every tensor (the workers sample into the next
+    tensor while one is compared): a difference in the last chunk of the last tensor is still
+    found at its index, and a tensor of the wrong shape stops the comparison right there."""
+    spec = _spec(tmp_path / "s.json", [7])
+    out = tmp_path / "w.safetensors"
+    assert run("generate", str(spec), "-o", str(out), "-q", "--no-check")[0] == 0
+    code, stdout, _ = run("verify", str(out), "--json", "--workers", workers)
+    assert code == 0 and json.loads(stdout)["checked"] == ["a", "b", "c"]
+    data = bytearray(out.read_bytes())
+    header_len = struct.unpack("<Q", data[:8])[0]
+    begin = json.loads(data[8 : 8 + header_len])["c"]["data_offsets"][0]
+    element = 1_400_000  # in c's second chunk
+    data[8 + header_len + begin + 4 * element] ^= 1
+    out.write_bytes(bytes(data))
+    code, stdout, _ = run("verify", str(out), "--json", "--workers", workers)
+    doc = json.loads(stdout)
+    assert code == 3 and doc["checked"] == ["a", "b", "c"]
+    assert doc["first_difference"]["tensor"] == "c" and doc["first_difference"]["index"] == element
+    code, stdout, _ = run("verify", str(out), str(_spec(tmp_path / "t.json", [8])), "--json", "--workers", workers)
+    doc = json.loads(stdout)
+    assert code == 3 and doc["checked"] == ["a", "b"]
+    assert doc["first_difference"]["tensor"] == "b" and "[7]" in doc["first_difference"]["reason"]

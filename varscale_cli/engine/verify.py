@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -184,27 +185,42 @@ def verify(
     report.missing = [n for n in expected if n not in infos]
     report.extra = [n for n in infos if n not in expected]
     with ChunkEngine(workers) as engine:
+        # Tensors in order up to the first whose kind differs (the comparison stops there),
+        # each with its jobs. One job stream runs through all of them, so the workers sample
+        # into the next tensor while the last chunks of one are compared: a stream per tensor
+        # drained the pipeline at each of the bench file's 147 tensors, a third of its time.
+        plan: list[tuple[str, Expected, Any, str, list[ChunkJob]]] = []
         for name, exp in expected.items():
             info = infos.get(name)
             if info is None:
                 continue
-            report.checked.append(name)
             stored = info.dtype.name  # readers give logical dtypes (bfloat16, not void16)
-            if tuple(info.shape) != exp.shape or stored != exp.dtype:
-                report.first = {
-                    "tensor": name, "index": 0, "position": None,
-                    "reason": f"the file has {stored} {list(info.shape)}, the spec {exp.dtype} {list(exp.shape)}",
-                }
+            same = tuple(info.shape) == exp.shape and stored == exp.dtype
+            plan.append((name, exp, info, stored, list(exp.jobs(engine.chunk_elems)) if same else []))
+            if not same:
                 break
-            stored_chunks = wf.iter_chunks(name, reuse=True)  # compared, then dropped
-            if on_chunk is not None:
-                stored_chunks = _counted(stored_chunks, name, on_chunk)
-            found = _first_difference(stored_chunks, engine.run(exp.jobs(engine.chunk_elems)))
-            if found is not None:
-                index, got, want = found
-                inside = exp.shape and index < math.prod(exp.shape)
-                position = [int(i) for i in np.unravel_index(index, exp.shape)] if inside else None
-                reason = got if isinstance(got, str) else f"file has {got!r}, expected {want!r}"
-                report.first = {"tensor": name, "index": index, "position": position, "reason": reason}
-                break
+        stream = engine.run(job for *_, jobs in plan for job in jobs)
+        try:
+            for name, exp, info, stored, jobs in plan:
+                report.checked.append(name)
+                if tuple(info.shape) != exp.shape or stored != exp.dtype:
+                    report.first = {
+                        "tensor": name, "index": 0, "position": None,
+                        "reason": f"the file has {stored} {list(info.shape)}, the spec {exp.dtype} {list(exp.shape)}",
+                    }
+                    break
+                stored_chunks = wf.iter_chunks(name, reuse=True)  # compared, then dropped
+                if on_chunk is not None:
+                    stored_chunks = _counted(stored_chunks, name, on_chunk)
+                # islice takes exactly this tensor's chunks and never asks the stream for more.
+                found = _first_difference(stored_chunks, islice(stream, len(jobs)))
+                if found is not None:
+                    index, got, want = found
+                    inside = exp.shape and index < math.prod(exp.shape)
+                    position = [int(i) for i in np.unravel_index(index, exp.shape)] if inside else None
+                    reason = got if isinstance(got, str) else f"file has {got!r}, expected {want!r}"
+                    report.first = {"tensor": name, "index": index, "position": position, "reason": reason}
+                    break
+        finally:
+            stream.close()
     return report
